@@ -1,0 +1,67 @@
+"""canon(): fold text variants that sound the same to one canonical string.
+
+Pure and thread-safe. What we synthesize is ``canon(text)`` itself, so every variant that maps to
+one content key also sounds the same. The rules are versioned by the ``v1`` in the key.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_TRANSLATE = str.maketrans(
+    {
+        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+        "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-",
+        "\u2212": "-", "\u2026": "...", "\u00a0": " ",
+    }
+)
+_SPACE = re.compile(r"\s+")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")
+_REPEATED = re.compile(r"([!?,;:])\1+")
+_DOTS = re.compile(r"\.{4,}")
+_MIXED_END = re.compile(r"[!?][!?.]+$")
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
+_FINAL = (".", "!", "?")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _fold_word(match: re.Match[str]) -> str:
+    word = match.group(0)
+    letters = [c for c in word if c.isalpha()]
+    # Acronyms ("US", "ID", "FAQ") keep their capitals: they are spelled out, not read.
+    if len(letters) >= 2 and all(c.isupper() for c in letters):
+        return word
+    return word.lower()
+
+
+def canon(text: str) -> str:
+    """Return the canonical spoken form of ``text`` ('' if nothing is left).
+
+    Folds: Unicode NFKC; smart quotes, dashes and the ellipsis character to ASCII; control
+    characters dropped; whitespace collapsed; spaces before punctuation removed; repeated
+    ``!?,;:`` collapsed and runs of 4+ dots to "..."; a missing final full stop added; and
+    case folded except for tokens that are all capitals (acronyms). "I" alone becomes "i",
+    which sounds the same.
+    """
+    text = unicodedata.normalize("NFKC", text).translate(_TRANSLATE)
+    text = _CONTROL.sub(" ", text)
+    text = _SPACE.sub(" ", text).strip()
+    if not text:
+        return ""
+    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+    text = _REPEATED.sub(r"\1", text)
+    text = _DOTS.sub("...", text)
+    text = _MIXED_END.sub(lambda m: m.group(0)[0], text)
+    text = _WORD.sub(_fold_word, text)
+    if not text.endswith(_FINAL) and not text.endswith(('"', "'", ")")):
+        text += "."
+    elif text.endswith(('"', "'", ")")) and not text[:-1].endswith(_FINAL):
+        text += "."
+    return text
+
+
+def is_speakable(text: str) -> bool:
+    """True when ``text`` holds at least one letter or digit (punctuation and emoji alone are not)."""
+    return any(c.isalnum() for c in text)
