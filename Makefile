@@ -1,0 +1,43 @@
+# Warmline. `make run` serves the sample business on 127.0.0.1:8000; `make test` runs the suite.
+# Both create .venv and install the pinned requirements on first use.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test bench demo soak venv system-deps clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+venv: $(STAMP)
+
+# System packages the tests start for real (redis-server, headless Chromium); installed when missing.
+system-deps:
+	@command -v redis-server >/dev/null && command -v chromium >/dev/null || { \
+	  echo "installing redis-server and chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server chromium >/dev/null; }
+
+run: venv
+	$(PY) -m flask --app wsgi precompute run --fixed-only
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
+
+test: venv system-deps
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) -m simulator bench
+
+demo: venv
+	$(PY) -m simulator demo
+
+soak: venv system-deps
+	$(PY) -m simulator soak
+
+clean:
+	rm -rf var test-artifacts .pytest_cache

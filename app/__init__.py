@@ -1,0 +1,63 @@
+"""Warmline: the audio side of an AI phone receptionist on Twilio, with no dead air.
+
+Only :func:`create_app` builds the app (``wsgi.py`` and the tests call it).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.business import load_businesses
+from app.config import load_settings
+from app.runtime import Runtime
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app.
+
+    ``test_config`` may hold settings overrides (any :class:`~app.config.Settings` field) and,
+    under the key ``"runtime"``, objects to pre-seed the runtime with (``store``, ``providers``,
+    ``responder``, ...) — fakes at the boundary for tests.
+    """
+    test_config = dict(test_config or {})
+    runtime_overrides = test_config.pop("runtime", {})
+    settings = load_settings(overrides=test_config)
+    businesses = load_businesses(settings.businesses)
+    app = Flask(__name__)
+    app.config.update(
+        TESTING=settings.env == "testing",
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["warmline"] = Runtime(settings, businesses, runtime_overrides)
+    if not settings.public_url:
+        # Behind a TLS-terminating proxy, see the scheme and host Twilio used (for signatures).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    logging.getLogger("warmline").setLevel(logging.INFO)
+
+    from app import cli, metrics
+    from app.admin import init_app as init_admin
+    from app.voice import init_app as init_voice
+    from cdn.edge import bp as edge_bp
+
+    app.register_blueprint(edge_bp)
+    init_voice(app)
+    init_admin(app)
+    metrics.init_app(app)
+    cli.init_app(app)
+
+    @app.get("/healthz")
+    def healthz():
+        from app.health import check
+
+        body, status = check(app.extensions["warmline"])
+        response = jsonify(body)
+        response.status_code = status
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return app

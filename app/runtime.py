@@ -1,0 +1,106 @@
+"""The per-process runtime: every long-lived object a request needs, built lazily once per process.
+
+Nothing here does I/O at import or at construction; each resource is created on first use in the
+process that uses it (gunicorn forks workers; onnxruntime sessions, httpx pools, SQLite handles and
+thread pools must not cross a fork). Access is thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from app.business import Businesses
+from app.config import Settings
+from app.events import EventLog
+
+
+class Runtime:
+    """Holds settings, businesses and lazily built services. One per app, shared by its threads."""
+
+    def __init__(self, settings: Settings, businesses: Businesses, overrides: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.businesses = businesses
+        self._overrides = dict(overrides or {})
+        self._lock = threading.RLock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        for name, value in self._overrides.items():
+            self.__dict__[name] = value  # pre-seeds cached_property values (tests inject fakes here)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.settings.data_dir)
+
+    @cached_property
+    def store(self):
+        from cdn.local import LocalStore
+
+        s = self.settings
+        if s.store == "local":
+            base = s.cdn_base_url or (s.public_url.rstrip("/") + "/cdn" if s.public_url else "/cdn")
+            return LocalStore(self.data_dir / "cdn", base)
+        from cdn.gcs import GCSStore, make_gcs_client
+
+        bucket, _, prefix = s.store[len("gs://"):].partition("/")
+        return GCSStore(bucket=bucket, prefix=prefix, client=make_gcs_client(), cdn_base_url=s.cdn_base_url)
+
+    @cached_property
+    def index(self):
+        from cdn.index import KeyIndex
+
+        return KeyIndex(self.data_dir / "index")
+
+    @cached_property
+    def providers(self) -> dict[str, Any]:
+        from app.speech.providers.piper import PiperProvider
+
+        providers: dict[str, Any] = {"piper": PiperProvider()}
+        if self.settings.deepgram_api_key:
+            from app.speech.providers.deepgram import DeepgramProvider, make_deepgram_client
+
+            providers["deepgram"] = DeepgramProvider(
+                client=make_deepgram_client(), api_key=self.settings.deepgram_api_key, base_url=self.settings.deepgram_url
+            )
+        return providers
+
+    @cached_property
+    def synthesizer(self):
+        from app.speech.synthesizer import Synthesizer
+
+        return Synthesizer(store=self.store, index=self.index, providers=self.providers)
+
+    @cached_property
+    def state(self):
+        from app.state import open_state
+
+        return open_state(self.settings.state_location)
+
+    @cached_property
+    def events(self) -> EventLog:
+        return EventLog(self.data_dir / "events")
+
+    @cached_property
+    def responder(self):
+        from app.responders import make_responder
+
+        return make_responder(self.settings)
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """The bounded per-process pool that runs turn jobs (recreated in a forked child)."""
+        with self._lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(max_workers=max(1, self.settings.turn_workers), thread_name_prefix="turn")
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            if self._pool is not None and self._pool_pid == os.getpid():
+                self._pool.shutdown(wait=wait)
+                self._pool = None

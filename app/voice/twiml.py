@@ -1,0 +1,109 @@
+"""TwiML builders: pure functions from what to say to a TwiML document (a ``str``).
+
+Built with twilio's ``VoiceResponse`` so every text is escaped by the library. Only ``<Say>``,
+``<Play>`` and ``<Pause>`` are ever nested in ``<Gather>``. Safe to call from any thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+SAY_MAX_CHARS = 3000  # Polly's limit for one <Say>
+
+
+@dataclass(frozen=True)
+class Speak:
+    """One thing to say: a clip to ``<Play>`` (``url``) or, failing that, ``text`` to ``<Say>``."""
+
+    url: str | None = None
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.url and not self.text.strip():
+            raise ValueError("Speak needs a url or text")
+
+
+@dataclass(frozen=True)
+class SayVoice:
+    """The business's native Twilio voice, e.g. ``Polly.Joanna-Neural`` in ``en-US``."""
+
+    voice: str
+    language: str
+
+
+@dataclass(frozen=True)
+class Listen:
+    """How to listen for the caller's next words and what to do when they say nothing."""
+
+    action: str
+    language: str
+    still_there: Speak
+    goodbye: Speak
+    timeout_s: int = 6
+
+
+def _clip_text(text: str) -> str:
+    text = text.strip()
+    if len(text) <= SAY_MAX_CHARS:
+        return text
+    cut = text[:SAY_MAX_CHARS]
+    end = max(cut.rfind(". "), cut.rfind("? "), cut.rfind("! "))
+    return cut[: end + 1] if end > 0 else cut
+
+
+def _add(node: VoiceResponse | Gather, items: Sequence[Speak], say: SayVoice) -> None:
+    for item in items:
+        if item.url:
+            node.play(item.url)
+        else:
+            node.say(_clip_text(item.text), voice=say.voice, language=say.language)
+
+
+def _gather(response: VoiceResponse, listen: Listen) -> Gather:
+    return response.gather(
+        input="speech",
+        action=listen.action,
+        method="POST",
+        speech_timeout="auto",
+        timeout=listen.timeout_s,
+        language=listen.language,
+    )
+
+
+def speak_then_listen(items: Sequence[Speak], listen: Listen, say: SayVoice) -> str:
+    """Say ``items``, gather speech; on silence ask "still there?", gather again, then say goodbye and hang up."""
+    response = VoiceResponse()
+    _add(response, items, say)
+    _gather(response, listen)
+    _add(response, [listen.still_there], say)
+    _gather(response, listen)
+    _add(response, [listen.goodbye], say)
+    response.hangup()
+    return str(response)
+
+
+def speak_then_hangup(items: Sequence[Speak], say: SayVoice) -> str:
+    """Say ``items`` then hang up (the call is done: booking confirmed, caller said goodbye)."""
+    response = VoiceResponse()
+    _add(response, items, say)
+    response.hangup()
+    return str(response)
+
+
+def speak_then_dial(items: Sequence[Speak], number: str, say: SayVoice) -> str:
+    """Say ``items`` then transfer the call to ``number``."""
+    response = VoiceResponse()
+    _add(response, items, say)
+    response.dial(number)
+    return str(response)
+
+
+def speak_then_redirect(items: Sequence[Speak], url: str, say: SayVoice) -> str:
+    """Say ``items`` (a filler, or a ready prefix of the answer) then POST to ``url`` for more."""
+    response = VoiceResponse()
+    _add(response, items, say)
+    response.redirect(url, method="POST")
+    return str(response)
