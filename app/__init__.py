@@ -42,7 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app import cli, metrics
     from app.admin import init_app as init_admin
     from app.voice import init_app as init_voice
-    from cdn.edge import bp as edge_bp
+    from cdn.edge import edge as edge_bp
 
     app.register_blueprint(edge_bp)
     init_voice(app)
