@@ -6,6 +6,7 @@ Only :func:`create_app` builds the app (``wsgi.py`` and the tests call it).
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from flask import Flask, jsonify
@@ -49,6 +50,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     init_admin(app)
     metrics.init_app(app)
     cli.init_app(app)
+
+    @app.after_request
+    def _served_by(response):
+        # Which worker answered: lets ops (and the tests) see requests of one call move between workers.
+        response.headers["X-Warmline-Worker"] = str(os.getpid())
+        return response
 
     @app.get("/healthz")
     def healthz():

@@ -2,6 +2,7 @@
 
 - ``sentence``: one piece per sentence (the default).
 - ``clause``: sentences further split where a spoken pause is natural (``, ; :`` and dashes).
+- ``whole``: the whole answer is one clip (the refactoring plan as first written; a baseline).
 - ``slot``: slot values marked by the responder (names, times, prices, ...) become pieces of their
   own, so the fixed phrasing around them is one reusable clip and the value another.
 
@@ -24,6 +25,8 @@ def _split(text: str, splice: str) -> list[str]:
 
 def split_pieces(text: str, splice: str = "sentence", marks: Sequence[Mark] = ()) -> list[str]:
     """The pieces of ``text``; every piece holds something speakable, and joined they say all of ``text``."""
+    if splice == "whole":
+        return [text.strip()] if is_speakable(text) else []
     if splice != "slot" or not marks:
         return _merge_unspeakable(_split(text, "clause" if splice == "clause" else "sentence"))
     pieces: list[str] = []
