@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -127,8 +128,23 @@ class TurnEngine:
 
     def _run_leased(self, business: Business, call_sid: str, turn: int) -> None:
         name = lease_name(call_sid, turn)
+        done = threading.Event()
+        lease_s = self.rt.settings.lease_s
+
+        def heartbeat() -> None:
+            # Keep the lease while this process lives (a slow AI call must not look like a dead owner).
+            while not done.wait(lease_s / 3):
+                try:
+                    if not self.rt.state.renew_lease(name, self.owner, lease_s):
+                        log.warning("lost the lease of turn %s/%d", call_sid, turn)
+                        return
+                except StateError as exc:
+                    log.warning("could not renew the lease of turn %s/%d: %s", call_sid, turn, exc)
+
+        beat = threading.Thread(target=heartbeat, name=f"lease-{call_sid[-6:]}-{turn}", daemon=True)
+        beat.start()
         try:
-            self.run(business, call_sid, turn, renew=lambda: self.rt.state.renew_lease(name, self.owner, self.rt.settings.lease_s))
+            self.run(business, call_sid, turn)
         except Exception as exc:  # the pool thread's boundary: record the failure for the waiting webhook
             log.exception("turn %s/%d failed", call_sid, turn)
             try:
@@ -136,12 +152,14 @@ class TurnEngine:
             except StateError:
                 log.error("could not record the failure of turn %s/%d", call_sid, turn)
         finally:
+            done.set()
+            beat.join()
             try:
                 self.rt.state.release_lease(name, self.owner)
             except StateError:
                 pass
 
-    def run(self, business: Business, call_sid: str, turn: int, *, renew: Callable[[], Any] = lambda: None) -> None:
+    def run(self, business: Business, call_sid: str, turn: int) -> None:
         """Produce turn N: the reply (unless already recorded), then a clip for every piece still missing."""
         record = self.rt.state.get_turn(call_sid, turn)
         if record is None:
@@ -165,7 +183,6 @@ class TurnEngine:
         for i, piece in enumerate(record.get("pieces") or []):
             if piece.get("url") or piece.get("failed"):
                 continue
-            renew()
             self._update(call_sid, turn, self._set_piece(i, self.make_clip(business, piece["text"])))
         self._update(call_sid, turn, lambda r: {**r, "status": DONE})
 

@@ -1,0 +1,134 @@
+"""The call flow on real gunicorn processes: turns move between workers and hosts, and survive SIGKILL.
+
+Two gunicorn masters sharing one data directory (or one Redis) stand for two hosts behind a load
+balancer: ``process`` goes to one, ``tts-ready`` to the other, exactly as a redirect may land.
+The AI is an OpenAI-compatible emulator with a fixed latency, so every turn needs a filler.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from simulator.llm_emulator import LLMEmulator
+from tests.conftest import TWILIO_TOKEN, new_call_sid, sign, twilio_form
+from tests.redis_support import RedisServer
+from tests.server_support import GunicornServer
+from tests.twiml_support import verbs
+
+pytestmark = pytest.mark.slow
+ANSWER = "Sure, I can help with that. Is there anything else I can help you with?"
+
+
+def post(base: str, path: str, params: dict[str, str]) -> httpx.Response:
+    return httpx.post(base + path, data=params, headers={"X-Twilio-Signature": sign(base + path, params)}, timeout=20)
+
+
+def process(base: str, call_sid: str, speech: str) -> httpx.Response:
+    return post(base, f"/voice/process/demo/{call_sid}", twilio_form(call_sid, SpeechResult=speech))
+
+
+def follow_on(base: str, redirect_url: str, call_sid: str) -> httpx.Response:
+    """POST the redirect as Twilio would, but to ``base`` (another host behind the same balancer)."""
+    parts = urlsplit(redirect_url)
+    return post(base, parts.path + "?" + parts.query, twilio_form(call_sid))
+
+
+def env_for(llm: LLMEmulator, **extra: str) -> dict[str, str]:
+    return {"WARMLINE_TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "WARMLINE_LLM_URL": llm.base_url, "WARMLINE_LLM_API_KEY": llm.api_key,
+            "WARMLINE_LEASE_S": "1.0", "WARMLINE_HOP_S": "2.5", "WARMLINE_TURN_DEADLINE_S": "12", **extra}
+
+
+def until_answer(base: str, redirect_url: str, call_sid: str, max_hops: int = 6) -> tuple[list, list[str]]:
+    """Follow redirects until the answer ends; returns the last document and every clip URL played on the way."""
+    plays: list[str] = []
+    v = None
+    for _ in range(max_hops):
+        response = follow_on(base, redirect_url, call_sid)
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/xml")
+        v = verbs(response.content)
+        if v[-1][0] != "Redirect":
+            assert [x[0] for x in v[:-5]] == ["Play"] * len(v[:-5]), f"answer fell back to <Say>: {v}"
+            return v, plays + [x[2] for x in v[:-5]]
+        plays += [x[2] for x in v if x[0] == "Play"]
+        redirect_url = v[-1][2]
+    raise AssertionError(f"no answer after {max_hops} hops: {v}")
+
+
+@pytest.fixture
+def llm():
+    with LLMEmulator(base_ms=1200) as emulator:
+        yield emulator
+
+
+@pytest.fixture(params=["diskcache", "redis"])
+def state_env(request, tmp_path):
+    if request.param == "diskcache":
+        yield {}
+    else:
+        with RedisServer(workdir=tmp_path) as redis:
+            yield {"WARMLINE_STATE_URL": redis.url}
+
+
+def test_process_on_one_host_and_tts_ready_on_another(tmp_path, llm, state_env):
+    data = tmp_path / "var"
+    with GunicornServer(data, env=env_for(llm, **state_env)) as a, GunicornServer(data, env=env_for(llm, **state_env)) as b:
+        call_sid = new_call_sid()
+        first = process(a.base_url, call_sid, "Can you help me?")
+        v = verbs(first.content)
+        assert [x[0] for x in v] == ["Say", "Redirect"]
+        assert v[1][2] == f"{a.base_url}/voice/tts-ready/demo/{call_sid}?turn=1&played=0"
+        answer, plays = until_answer(b.base_url, v[1][2], call_sid)
+        assert [x[0] for x in answer][-5:] == ["Gather", "Say", "Gather", "Say", "Hangup"]
+        assert answer[-4][2] == "Are you still there?"
+        assert len(plays) == 2 and all(u.startswith(b.base_url + "/cdn/tts/v1/piper-en_us-joe-medium/") for u in plays)
+        # Both sentences were synthesized on host A and are served to B's callers from the shared store.
+        for url in plays:
+            clip = httpx.get(b.base_url + urlsplit(url).path, timeout=10)
+            assert clip.status_code == 200 and clip.headers["content-type"] == "audio/wav"
+        assert len(llm.requests) == 1
+
+
+def test_turns_cross_workers_of_one_gunicorn(tmp_path, llm):
+    workers_seen: set[tuple[str, str]] = set()
+    with GunicornServer(tmp_path / "var", env=env_for(llm), workers=2, threads=4) as server:
+        assert len(server.worker_pids()) == 2
+        for _ in range(8):
+            call_sid = new_call_sid()
+            first = process(server.base_url, call_sid, "Can you help me?")
+            v = verbs(first.content)
+            assert v[0][0] in ("Say", "Play") and v[1][0] == "Redirect"  # the filler (a clip once synthesized)
+            response = follow_on(server.base_url, v[1][2], call_sid)
+            answer = verbs(response.content)
+            plays = [x[2] for x in answer if x[0] == "Play"]
+            while answer[-1][0] == "Redirect":
+                response = follow_on(server.base_url, answer[-1][2], call_sid)
+                answer = verbs(response.content)
+                plays += [x[2] for x in answer if x[0] == "Play"]
+            assert [x[0] for x in answer][-5:] == ["Gather", "Say", "Gather", "Say", "Hangup"]
+            assert len(plays) == 2
+            workers_seen.add((first.headers["X-Warmline-Worker"], response.headers["X-Warmline-Worker"]))
+            if any(p != r for p, r in workers_seen):
+                break
+    assert any(p != r for p, r in workers_seen), f"every turn stayed on one worker: {workers_seen}"
+
+
+def test_worker_killed_mid_turn_the_next_hop_takes_it_over(tmp_path, llm, state_env):
+    data = tmp_path / "var"
+    llm.base_ms = 2500
+    with GunicornServer(data, env=env_for(llm, **state_env)) as a, GunicornServer(data, env=env_for(llm, **state_env)) as b:
+        call_sid = new_call_sid()
+        first = process(a.base_url, call_sid, "Can you help me?")
+        v = verbs(first.content)
+        assert [x[0] for x in v] == ["Say", "Redirect"]
+        owner = int(first.headers["X-Warmline-Worker"])
+        time.sleep(0.2)
+        a.kill_worker(owner)  # SIGKILL: its turn thread dies with it, mid-way through the AI call
+        answer, plays = until_answer(b.base_url, v[1][2], call_sid)
+        assert [x[0] for x in answer][-5:] == ["Gather", "Say", "Gather", "Say", "Hangup"]
+        assert len(plays) == 2
+        assert len(llm.requests) == 2  # the dead worker's request, then the takeover's
+        assert "took over turn" in b.log_tail()
