@@ -85,7 +85,7 @@ def test_incoming_routes_by_the_to_number(make_app):
 
 def test_cache_hit_answers_at_once_with_no_filler(make_app):
     responder = ScriptedResponder({"when are you open": Reply(HOURS)})
-    app, provider = build(make_app, responder=responder)
+    app, provider = build(make_app, responder=responder, instant_budget_ms=3000)
     warm(app)
     urls = publish(app, "We're open nine to five.", "Is there anything else I can help you with?")
     calls_before = len(provider.calls)
@@ -202,7 +202,7 @@ def test_deadline_with_no_text_apologises(make_app):
 
 def test_end_action_says_goodbye_and_hangs_up(make_app):
     responder = ScriptedResponder({"bye": Reply("Thanks for calling. Goodbye!", action="end")})
-    app, _ = build(make_app, responder=responder)
+    app, _ = build(make_app, responder=responder, instant_budget_ms=3000)
     publish(app, "Thanks for calling.", "Goodbye!")
     v = verbs(process(app.test_client(), new_call_sid(), "bye").data)
     assert [x[0] for x in v] == ["Play", "Play", "Hangup"]
@@ -261,7 +261,7 @@ def test_internal_exception_becomes_a_valid_apology(make_app):
 
 def test_responder_failure_is_an_apology_not_an_error(make_app):
     responder = ScriptedResponder({}, fail=ResponderError("LLM down"))
-    app, _ = build(make_app, responder=responder)
+    app, _ = build(make_app, responder=responder, instant_budget_ms=3000)
     demo = warm(app)
     client = app.test_client()
     call_sid = new_call_sid()

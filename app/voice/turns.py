@@ -25,7 +25,7 @@ from app.responders.base import Reply
 from app.speech.pieces import split_pieces
 from app.voice.arms import arm_for
 
-log = logging.getLogger("warmline.turns")
+log = logging.getLogger("warmline.turnjob")
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 TERMINAL = (DONE, FAILED)
