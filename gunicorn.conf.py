@@ -1,6 +1,13 @@
 """gunicorn settings for Warmline (gthread: requests wait on I/O, threads carry concurrency)."""
 
 import os
+import shutil
+from pathlib import Path
+
+# Prometheus multiprocess mode: every worker writes its samples under one directory, /metrics sums
+# them. Set before the workers fork; wiped when the master starts so dead workers' files don't linger.
+_data_dir = Path(os.environ.get("WARMLINE_DATA_DIR", Path(__file__).resolve().parent / "var"))
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_data_dir / "prometheus"))
 
 bind = os.environ.get("WARMLINE_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
@@ -12,6 +19,12 @@ keepalive = 5
 accesslog = os.environ.get("WARMLINE_ACCESS_LOG") or None
 # Each worker imports the app itself: onnxruntime, httpx pools and SQLite handles must not cross fork.
 preload_app = False
+
+
+def on_starting(server):
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
 
 
 def child_exit(server, worker):

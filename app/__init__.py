@@ -44,12 +44,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.admin import init_app as init_admin
     from app.voice import init_app as init_voice
     from cdn.edge import edge as edge_bp
+    from precompute import init_app as init_precompute
 
     app.register_blueprint(edge_bp)
     init_voice(app)
     init_admin(app)
     metrics.init_app(app)
     cli.init_app(app)
+    init_precompute(app)
 
     @app.after_request
     def _served_by(response):
