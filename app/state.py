@@ -1,0 +1,637 @@
+"""Shared call state: what every gunicorn worker (and every host) knows about a live call.
+
+Two backends with one interface, :class:`CallState`:
+
+- :class:`DiskCallState` — ``diskcache`` in a local directory (the embedded default). Safe
+  across threads and across processes *of one host*: every read-modify-write runs inside one
+  SQLite ``BEGIN IMMEDIATE`` transaction (``Cache.transact``).
+- :class:`RedisCallState` — Redis via redis-py (at scale: any host serves any request of any
+  call). Safe across threads, processes and hosts: read-modify-writes use ``WATCH``/``MULTI``
+  with retry, leases and deletes are Lua scripts. Single Redis instance (not Cluster). Keys are
+  prefixed ``warmline:``.
+
+:func:`open_state` picks one from a string: ``redis://...`` (or ``rediss://``) → Redis, anything
+else is a directory for diskcache. Objects are cheap to share between threads; each process
+opens its own connections lazily (both libraries reconnect after ``fork``).
+
+Data model (all values JSON: dicts, lists, strings, numbers, booleans, None):
+
+- **call** (per CallSid): ``business``, ``arm``, ``created``, ``history`` (list of
+  ``{"role": "caller" | "agent", "text": ...}``), ``last_filler``, ``turn``, ``extra`` (responder
+  slots). The store does not enforce the fields; :func:`new_call` builds a complete one.
+- **turn** (per CallSid and turn number): ``status`` (``pending`` | ``running`` | ``done`` |
+  ``failed``), ``text``, ``action``, ``sentences``, ``error``, ``timings``, ``started``,
+  ``updated``. :func:`new_turn` builds one. Every write of a turn stamps ``updated`` (epoch s).
+- **lease** (any name): who runs something, until when. A lease named ``turn:<call_sid>:...`` or
+  ``call:<call_sid>:...`` belongs to that call and is removed with it (see :func:`turn_lease_name`).
+
+Every write takes a TTL in seconds (floats allowed) and (re)sets the entry's expiry, so an
+abandoned call disappears by itself. Read-modify-write callbacks (``fn``) receive the current
+record — or ``None`` when there is none — and return the record to store. ``fn`` must be a pure
+function of its argument: the Redis backend calls it again when another writer got in first.
+Exceptions raised by ``fn`` propagate unchanged and nothing is written. A value that is not
+JSON raises ``TypeError`` (``ValueError`` for NaN). Every backend failure (Redis errors,
+OSError, SQLite errors, lock timeouts, a corrupt entry) raises :class:`~app.errors.StateError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import diskcache
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from app.errors import StateError
+
+Record = dict[str, Any]
+UpdateFn = Callable[[Record | None], Record]
+
+CALL_SID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+REDIS_PREFIX = "warmline:"
+_LEASE_KINDS = ("turn", "call")
+_WATCH_RETRIES = 2000
+
+
+def new_call(business: str, arm: str, *, created: float | None = None) -> Record:
+    """A complete, empty call record."""
+    return {
+        "business": business,
+        "arm": arm,
+        "created": time.time() if created is None else created,
+        "history": [],
+        "last_filler": -1,
+        "turn": 0,
+        "extra": {},
+    }
+
+
+def new_turn(*, started: float | None = None) -> Record:
+    """A complete turn record in status ``pending``."""
+    now = time.time() if started is None else started
+    return {
+        "status": "pending",
+        "text": None,
+        "action": None,
+        "sentences": [],
+        "error": None,
+        "timings": {},
+        "started": now,
+        "updated": now,
+    }
+
+
+def turn_lease_name(call_sid: str, turn: int) -> str:
+    """The lease name for running turn ``turn`` of a call (deleted with the call)."""
+    return f"turn:{call_sid}:{int(turn)}"
+
+
+def lease_call(name: str) -> str | None:
+    """The CallSid a lease belongs to (``turn:<sid>:...`` / ``call:<sid>:...``), else None."""
+    parts = name.split(":")
+    if len(parts) >= 2 and parts[0] in _LEASE_KINDS and CALL_SID_RE.match(parts[1]):
+        return parts[1]
+    return None
+
+
+def _check_sid(call_sid: str) -> str:
+    if not isinstance(call_sid, str) or not CALL_SID_RE.match(call_sid):
+        raise ValueError(f"not a valid call id for the state store: {call_sid!r}")
+    return call_sid
+
+
+def _check_turn(turn: int) -> int:
+    if isinstance(turn, bool) or not isinstance(turn, int) or turn < 0:
+        raise ValueError(f"turn must be a non-negative int, got {turn!r}")
+    return turn
+
+
+def _check_ttl(ttl_s: float) -> float:
+    if not isinstance(ttl_s, (int, float)) or isinstance(ttl_s, bool) or not ttl_s > 0:
+        raise ValueError(f"ttl_s must be a positive number of seconds, got {ttl_s!r}")
+    return float(ttl_s)
+
+
+def _check_lease(name: str, owner: str | None = None) -> None:
+    if not isinstance(name, str) or not name or len(name) > 200:
+        raise ValueError(f"lease name must be a non-empty string of at most 200 characters, got {name!r}")
+    if owner is not None and (not isinstance(owner, str) or not owner):
+        raise ValueError(f"lease owner must be a non-empty string, got {owner!r}")
+
+
+def _dumps(record: Any) -> str:
+    if not isinstance(record, dict):
+        raise TypeError(f"a state record must be a dict, got {type(record).__name__}")
+    return json.dumps(record, separators=(",", ":"), allow_nan=False)
+
+
+def _loads(raw: str | bytes | None, what: str) -> Record | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StateError(f"corrupt {what} entry: {exc}") from exc
+    if not isinstance(value, dict):
+        raise StateError(f"corrupt {what} entry: not an object")
+    return value
+
+
+class _FnFailed(Exception):
+    """Carries an exception raised by a caller's callback through the backend's error translation."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+def _apply(fn: UpdateFn, current: Record | None, *, stamp: bool = False) -> tuple[Record, str]:
+    """Run the caller's callback and serialize its result; its errors travel wrapped in _FnFailed."""
+    try:
+        new = fn(current)
+        if stamp and isinstance(new, dict):
+            new = {**new, "updated": time.time()}
+        return new, _dumps(new)
+    except Exception as exc:  # re-raised unchanged by the backend, outside its translation
+        raise _FnFailed(exc) from exc
+
+
+class CallState(Protocol):
+    """The shared call-state store. Implementations are safe across threads and processes."""
+
+    def get_call(self, call_sid: str) -> Record | None: ...
+
+    def update_call(self, call_sid: str, fn: UpdateFn, ttl_s: float, *, create: bool = True) -> Record | None: ...
+
+    def delete_call(self, call_sid: str) -> None: ...
+
+    def put_turn(self, call_sid: str, turn: int, record: Record, ttl_s: float) -> None: ...
+
+    def get_turn(self, call_sid: str, turn: int) -> Record | None: ...
+
+    def update_turn(
+        self, call_sid: str, turn: int, fn: UpdateFn, ttl_s: float, *, create: bool = True
+    ) -> Record | None: ...
+
+    def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool: ...
+
+    def renew_lease(self, name: str, owner: str, ttl_s: float) -> bool: ...
+
+    def release_lease(self, name: str, owner: str) -> bool: ...
+
+    def lease_owner(self, name: str) -> str | None: ...
+
+    def wait_turn(
+        self, call_sid: str, turn: int, until: Callable[[Record | None], bool], timeout_s: float, poll_s: float = 0.05
+    ) -> Record | None: ...
+
+    def count_calls(self) -> int: ...
+
+    def count_entries(self) -> int: ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Base:
+    """What both backends share: argument checks and polling."""
+
+    def get_turn(self, call_sid: str, turn: int) -> Record | None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def wait_turn(
+        self, call_sid: str, turn: int, until: Callable[[Record | None], bool], timeout_s: float, poll_s: float = 0.05
+    ) -> Record | None:
+        """Poll turn ``turn`` until ``until(record)`` is true or ``timeout_s`` passed.
+
+        Returns the last record read (``None`` if there is none): on a timeout that is a record
+        for which ``until`` was false, so callers test the record, not the return being set.
+        Always reads at least once; sleeps ``poll_s`` between reads, never past the deadline.
+        """
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while True:
+            record = self.get_turn(call_sid, turn)
+            if until(record):
+                return record
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return record
+            time.sleep(min(poll_s, remaining))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------------
+# diskcache
+
+
+class DiskCallState(_Base):
+    """Call state in a local ``diskcache.Cache`` (one host; all its workers share the directory).
+
+    Thread- and process-safe: diskcache keeps one SQLite connection per thread and per process
+    (it reconnects after ``fork``); each read-modify-write is one ``BEGIN IMMEDIATE``
+    transaction, so concurrent updates from any thread or process never lose a write. Eviction
+    is off (``eviction_policy="none"``): entries leave only by TTL or delete. Every entry of a call
+    is tagged with its CallSid, so :meth:`delete_call` removes them in one transaction.
+    """
+
+    def __init__(self, directory: str | Path, *, timeout_s: float = 10.0) -> None:
+        self.directory = Path(directory)
+        with self._guard():
+            self._cache = diskcache.Cache(
+                str(self.directory), eviction_policy="none", tag_index=True, timeout=timeout_s
+            )
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except _FnFailed as wrapped:
+            raise wrapped.exc from None
+        except (sqlite3.Error, OSError) as exc:
+            raise StateError(f"diskcache state at {self.directory}: {exc}") from exc
+        except diskcache.Timeout as exc:
+            raise StateError(f"diskcache state at {self.directory}: database locked (timeout)") from exc
+
+    @staticmethod
+    def _call_key(call_sid: str) -> str:
+        return f"call:{call_sid}"
+
+    @staticmethod
+    def _turn_key(call_sid: str, turn: int) -> str:
+        return f"turn:{call_sid}:{turn}"
+
+    @staticmethod
+    def _lease_key(name: str) -> str:
+        return f"lease:{name}"
+
+    def _get(self, key: str, what: str) -> Record | None:
+        with self._guard():
+            return _loads(self._cache.get(key), what)
+
+    def _update(
+        self, key: str, tag: str, fn: UpdateFn, ttl_s: float, create: bool, what: str, stamp: bool
+    ) -> Record | None:
+        ttl = _check_ttl(ttl_s)
+        with self._guard(), self._cache.transact():
+            current = _loads(self._cache.get(key), what)
+            if current is None and not create:
+                return None
+            new, raw = _apply(fn, current, stamp=stamp)
+            self._cache.set(key, raw, expire=ttl, tag=tag)
+            return new
+
+    # calls
+    def get_call(self, call_sid: str) -> Record | None:
+        return self._get(self._call_key(_check_sid(call_sid)), "call")
+
+    def update_call(self, call_sid: str, fn: UpdateFn, ttl_s: float, *, create: bool = True) -> Record | None:
+        """Atomically replace the call with ``fn(call or None)`` and reset its TTL.
+
+        With ``create=False`` a missing call stays missing (``fn`` is not called; returns None).
+        """
+        _check_sid(call_sid)
+        return self._update(self._call_key(call_sid), call_sid, fn, ttl_s, create, "call", False)
+
+    def delete_call(self, call_sid: str) -> None:
+        """Remove the call, all its turns and its leases, atomically."""
+        _check_sid(call_sid)
+        with self._guard(), self._cache.transact():
+            self._cache.evict(call_sid)
+
+    # turns
+    def put_turn(self, call_sid: str, turn: int, record: Record, ttl_s: float) -> None:
+        _check_sid(call_sid)
+        _check_turn(turn)
+        self._update(self._turn_key(call_sid, turn), call_sid, lambda _cur: record, ttl_s, True, "turn", True)
+
+    def get_turn(self, call_sid: str, turn: int) -> Record | None:
+        _check_sid(call_sid)
+        _check_turn(turn)
+        return self._get(self._turn_key(call_sid, turn), "turn")
+
+    def update_turn(
+        self, call_sid: str, turn: int, fn: UpdateFn, ttl_s: float, *, create: bool = True
+    ) -> Record | None:
+        """Atomically replace the turn with ``fn(turn or None)`` (``updated`` stamped) and reset its TTL."""
+        _check_sid(call_sid)
+        _check_turn(turn)
+        return self._update(self._turn_key(call_sid, turn), call_sid, fn, ttl_s, create, "turn", True)
+
+    # leases
+    def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take the lease if it is free (absent or expired) or already ours; True if we hold it now."""
+        _check_lease(name, owner)
+        ttl = _check_ttl(ttl_s)
+        key = self._lease_key(name)
+        with self._guard(), self._cache.transact():
+            current = self._cache.get(key)
+            if current is not None and current != owner:
+                return False
+            self._cache.set(key, owner, expire=ttl, tag=lease_call(name))
+            return True
+
+    def renew_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Extend the lease to ``ttl_s`` from now, only if ``owner`` still holds it."""
+        _check_lease(name, owner)
+        ttl = _check_ttl(ttl_s)
+        key = self._lease_key(name)
+        with self._guard(), self._cache.transact():
+            if self._cache.get(key) != owner:
+                return False
+            self._cache.set(key, owner, expire=ttl, tag=lease_call(name))
+            return True
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        """Drop the lease if ``owner`` holds it; True if it was released."""
+        _check_lease(name, owner)
+        key = self._lease_key(name)
+        with self._guard(), self._cache.transact():
+            if self._cache.get(key) != owner:
+                return False
+            return bool(self._cache.delete(key))
+
+    def lease_owner(self, name: str) -> str | None:
+        _check_lease(name)
+        with self._guard():
+            owner = self._cache.get(self._lease_key(name))
+        return owner if isinstance(owner, str) else None
+
+    # ops
+    def count_calls(self) -> int:
+        """Live (unexpired) call records. Scans the keys: for soak checks and ops, not hot paths."""
+        with self._guard():
+            self._cache.expire()
+            return sum(1 for key in self._cache.iterkeys() if isinstance(key, str) and key.startswith("call:"))
+
+    def count_entries(self) -> int:
+        """Live entries of any kind (calls, turns, leases)."""
+        with self._guard():
+            self._cache.expire()
+            return len(self._cache)
+
+    def ping(self) -> None:
+        """Raise StateError unless the database answers a read and the directory is writable.
+
+        A read, not a write transaction: health checks must not queue behind busy writers.
+        """
+        with self._guard():
+            self._cache.get("ping")
+        if not os.access(self.directory, os.W_OK):
+            raise StateError(f"diskcache state at {self.directory}: directory is not writable")
+
+    def close(self) -> None:
+        with self._guard():
+            self._cache.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Redis
+
+_LUA_EXTEND = """
+local t = redis.call('PTTL', KEYS[1])
+if t < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+# KEYS[1] lease, KEYS[2] call index set or '' ; ARGV owner, ttl_ms
+_LUA_ACQUIRE = """
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if KEYS[2] ~= '' then
+  redis.call('SADD', KEYS[2], KEYS[1])
+  if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+end
+return 1
+"""
+
+_LUA_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if KEYS[2] ~= '' then
+  if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+end
+return 1
+"""
+
+_LUA_RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+# KEYS[1] call record, KEYS[2] index set of the call's other keys
+_LUA_DELETE = """
+local members = redis.call('SMEMBERS', KEYS[2])
+for _, key in ipairs(members) do redis.call('DEL', key) end
+return redis.call('DEL', KEYS[1], KEYS[2]) + #members
+"""
+
+
+class RedisCallState(_Base):
+    """Call state in Redis (``redis://host:port/db``); shared by every process on every host.
+
+    Thread- and process-safe: redis-py's connection pool is thread-safe and resets itself in a
+    forked child. Updates are optimistic (``WATCH`` the key, ``fn``, ``MULTI``/``EXEC``, retry
+    on conflict), so ``fn`` may run more than once. TTLs are set in milliseconds (``PX`` /
+    ``PEXPIRE``). Each call has an index set of its turn and lease keys (TTL never shorter than
+    any member's), so :meth:`delete_call` removes everything in one Lua script without ``SCAN``.
+    Socket timeouts are ``socket_timeout_s`` (1 s) with one retry, so a dead Redis costs an
+    operation at most ~2 s before StateError.
+    """
+
+    def __init__(self, url: str, *, socket_timeout_s: float = 1.0) -> None:
+        self.url = url
+        with self._guard():
+            # Bounded: one quick retry (a pooled connection may be stale after a Redis restart), then
+            # StateError. A webhook makes several state calls and must answer Twilio within 15 s.
+            self._r = redis.Redis.from_url(
+                url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s, decode_responses=True,
+                retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
+            )
+            self._extend = self._r.register_script(_LUA_EXTEND)
+            self._acquire = self._r.register_script(_LUA_ACQUIRE)
+            self._renew = self._r.register_script(_LUA_RENEW)
+            self._release = self._r.register_script(_LUA_RELEASE)
+            self._delete = self._r.register_script(_LUA_DELETE)
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except _FnFailed as wrapped:
+            raise wrapped.exc from None
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise StateError(f"redis state: {type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
+    def _call_key(call_sid: str) -> str:
+        return f"{REDIS_PREFIX}call:{call_sid}"
+
+    @staticmethod
+    def _turn_key(call_sid: str, turn: int) -> str:
+        return f"{REDIS_PREFIX}turn:{call_sid}:{turn}"
+
+    @staticmethod
+    def _index_key(call_sid: str) -> str:
+        return f"{REDIS_PREFIX}keys:{call_sid}"
+
+    @staticmethod
+    def _lease_key(name: str) -> str:
+        return f"{REDIS_PREFIX}lease:{name}"
+
+    @staticmethod
+    def _ms(ttl_s: float) -> int:
+        return max(1, round(_check_ttl(ttl_s) * 1000))
+
+    def _get(self, key: str, what: str) -> Record | None:
+        with self._guard():
+            raw = self._r.get(key)
+        return _loads(raw, what)
+
+    def _update(
+        self, key: str, index: str | None, fn: UpdateFn, ttl_s: float, create: bool, what: str, stamp: bool
+    ) -> Record | None:
+        ttl_ms = self._ms(ttl_s)
+        watch_error = redis.exceptions.WatchError
+        with self._guard(), self._r.pipeline(transaction=True) as pipe:
+            for _ in range(_WATCH_RETRIES):
+                try:
+                    pipe.watch(key)
+                    current = _loads(pipe.get(key), what)
+                    if current is None and not create:
+                        pipe.unwatch()
+                        return None
+                    new, raw = _apply(fn, current, stamp=stamp)
+                    pipe.multi()
+                    pipe.set(key, raw, px=ttl_ms)
+                    if index is not None:
+                        pipe.sadd(index, key)
+                        self._extend(keys=[index], args=[ttl_ms], client=pipe)
+                    pipe.execute()
+                    return new
+                except watch_error:
+                    continue
+            raise StateError(f"redis state: {key} changed under us {_WATCH_RETRIES} times in a row")
+
+    # calls
+    def get_call(self, call_sid: str) -> Record | None:
+        return self._get(self._call_key(_check_sid(call_sid)), "call")
+
+    def update_call(self, call_sid: str, fn: UpdateFn, ttl_s: float, *, create: bool = True) -> Record | None:
+        """Atomically replace the call with ``fn(call or None)`` and reset its TTL.
+
+        With ``create=False`` a missing call stays missing (``fn`` is not called; returns None).
+        """
+        _check_sid(call_sid)
+        return self._update(self._call_key(call_sid), None, fn, ttl_s, create, "call", False)
+
+    def delete_call(self, call_sid: str) -> None:
+        """Remove the call, all its turns and its leases, atomically."""
+        _check_sid(call_sid)
+        with self._guard():
+            self._delete(keys=[self._call_key(call_sid), self._index_key(call_sid)])
+
+    # turns
+    def put_turn(self, call_sid: str, turn: int, record: Record, ttl_s: float) -> None:
+        _check_sid(call_sid)
+        _check_turn(turn)
+        self._update(
+            self._turn_key(call_sid, turn), self._index_key(call_sid), lambda _cur: record, ttl_s, True, "turn", True
+        )
+
+    def get_turn(self, call_sid: str, turn: int) -> Record | None:
+        _check_sid(call_sid)
+        _check_turn(turn)
+        return self._get(self._turn_key(call_sid, turn), "turn")
+
+    def update_turn(
+        self, call_sid: str, turn: int, fn: UpdateFn, ttl_s: float, *, create: bool = True
+    ) -> Record | None:
+        """Atomically replace the turn with ``fn(turn or None)`` (``updated`` stamped) and reset its TTL."""
+        _check_sid(call_sid)
+        _check_turn(turn)
+        return self._update(self._turn_key(call_sid, turn), self._index_key(call_sid), fn, ttl_s, create, "turn", True)
+
+    # leases
+    def _lease_index(self, name: str) -> str:
+        call_sid = lease_call(name)
+        return self._index_key(call_sid) if call_sid else ""
+
+    def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take the lease if it is free (absent or expired) or already ours; True if we hold it now."""
+        _check_lease(name, owner)
+        ttl_ms = self._ms(ttl_s)
+        with self._guard():
+            return bool(self._acquire(keys=[self._lease_key(name), self._lease_index(name)], args=[owner, ttl_ms]))
+
+    def renew_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Extend the lease to ``ttl_s`` from now, only if ``owner`` still holds it."""
+        _check_lease(name, owner)
+        ttl_ms = self._ms(ttl_s)
+        with self._guard():
+            return bool(self._renew(keys=[self._lease_key(name), self._lease_index(name)], args=[owner, ttl_ms]))
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        """Drop the lease if ``owner`` holds it; True if it was released."""
+        _check_lease(name, owner)
+        with self._guard():
+            return bool(self._release(keys=[self._lease_key(name)], args=[owner]))
+
+    def lease_owner(self, name: str) -> str | None:
+        _check_lease(name)
+        with self._guard():
+            return self._r.get(self._lease_key(name))
+
+    # ops
+    def _count(self, pattern: str) -> int:
+        with self._guard():
+            return sum(1 for _ in self._r.scan_iter(match=pattern, count=1000))
+
+    def count_calls(self) -> int:
+        """Live call records (``SCAN``): for soak checks and ops, not hot paths."""
+        return self._count(f"{REDIS_PREFIX}call:*")
+
+    def count_entries(self) -> int:
+        """Live ``warmline:`` keys of any kind (calls, turns, leases, index sets)."""
+        return self._count(f"{REDIS_PREFIX}*")
+
+    def ping(self) -> None:
+        """Raise StateError unless Redis answers PING."""
+        with self._guard():
+            self._r.ping()
+
+    def close(self) -> None:
+        with self._guard():
+            self._r.close()
+
+
+def open_state(url_or_dir: str | Path) -> CallState:
+    """``redis://...`` / ``rediss://...`` → :class:`RedisCallState`; anything else is a diskcache directory.
+
+    Does no network I/O (Redis connects on first use); creates the directory for diskcache.
+    """
+    location = str(url_or_dir)
+    if location.startswith(("redis://", "rediss://")):
+        return RedisCallState(location)
+    if not location:
+        raise StateError("no call-state location given")
+    return DiskCallState(location)
