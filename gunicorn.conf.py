@@ -27,6 +27,19 @@ def on_starting(server):
     directory.mkdir(parents=True, exist_ok=True)
 
 
+def post_worker_init(worker):
+    """Warm the worker (load the Piper voice) in the background, so the first call does not wait for it."""
+    import threading
+
+    def warm():
+        try:
+            worker.wsgi.extensions["warmline"].warm()
+        except Exception as exc:  # noqa: BLE001 - warming is best effort; the first request loads lazily
+            worker.log.warning("warm-up failed: %s", exc)
+
+    threading.Thread(target=warm, name="warm-up", daemon=True).start()
+
+
 def child_exit(server, worker):
     from app.metrics import child_exit as metrics_child_exit
 

@@ -99,6 +99,13 @@ class Runtime:
                 self._pool_pid = os.getpid()
             return self._pool
 
+    def warm(self) -> None:
+        """Load what the first call would otherwise wait for (the Piper voice, the index, the state)."""
+        if any(b.voice.provider == "piper" for b in self.businesses):
+            self.providers["piper"].synthesize_pcm("Hello.")
+        self.index.get("0" * 64)
+        self.state.ping()
+
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:
             if self._pool is not None and self._pool_pid == os.getpid():

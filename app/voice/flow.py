@@ -132,14 +132,8 @@ class CallFlow:
             return twiml.speak_then_listen([reprompt], self.listen(business, urls), self.say_voice(business))
         t0 = record["started"]
         deadline = t0 + self.rt.settings.turn_deadline_s
-        if record.get("status") not in TERMINAL and self.engine.lease_free(urls.call_sid, turn):
-            if self.engine.submit(business, urls.call_sid, turn):
-                log.warning("took over turn %s/%d: its owner's lease had expired", urls.call_sid, turn)
-        wait = max(0.0, min(self.rt.settings.hop_s, deadline - time.time()))
-        record = self.rt.state.wait_turn(
-            urls.call_sid, turn,
-            lambda r: bool(r) and (r.get("status") in TERMINAL or len(ready_prefix(r)) > played), timeout_s=wait,
-        ) or record
+        record = self._wait_for_progress(business, urls, turn, played, record,
+                                         until=min(time.time() + self.rt.settings.hop_s, deadline))
         ready = ready_prefix(record)
         self.engine.update(urls.call_sid, turn, lambda r: {**r, "hops": r.get("hops", 0) + 1})
         if is_complete(record):
@@ -152,6 +146,20 @@ class CallFlow:
             return self._fallback(business, urls, turn, record, played, t0)
         second = self.fixed(business, business.prompt("second_filler"), urls)
         return twiml.speak_then_redirect([second], urls.ready(turn, played), self.say_voice(business))
+
+    def _wait_for_progress(self, business: Business, urls: Urls, turn: int, played: int, record: dict[str, Any],
+                           *, until: float) -> dict[str, Any]:
+        """Wait until more of the turn is playable or ``until`` (epoch s); take the turn over if its owner dies."""
+        progressed = lambda r: bool(r) and (r.get("status") in TERMINAL or len(ready_prefix(r)) > played)  # noqa: E731
+        slice_s = max(0.05, self.rt.settings.lease_s / 2)
+        while True:
+            if record.get("status") not in TERMINAL and self.engine.lease_free(urls.call_sid, turn):
+                if self.engine.submit(business, urls.call_sid, turn):
+                    log.warning("took over turn %s/%d: its owner's lease had expired", urls.call_sid, turn)
+            remaining = until - time.time()
+            if progressed(record) or remaining <= 0:
+                return record
+            record = self.rt.state.wait_turn(urls.call_sid, turn, progressed, timeout_s=min(remaining, slice_s)) or record
 
     # --- the answer ----------------------------------------------------------------------------
     def _items(self, pieces: list[dict[str, Any]], urls: Urls) -> list[twiml.Speak]:
