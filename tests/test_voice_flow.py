@@ -315,3 +315,22 @@ def test_control_arm_says_the_answer_when_synthesis_times_out(make_app, tmp_path
     app, _ = build(make_app, responder=responder, businesses=businesses, provider=ToneProvider(delay_s=1.5), control_tts_timeout_s=0.3)
     v = verbs(process(app.test_client(), new_call_sid(), "hi").data)
     assert v[0] == ("Say", {"voice": "Polly.Joanna-Neural", "language": "en-US"}, "Hello there.", [])
+
+
+def test_a_prefix_that_played_every_piece_ends_with_the_tail_only(make_app):
+    """The last hop may find nothing left to play (the prefix had it all): it listens, it does not apologise."""
+    from app.voice.flow import CallFlow, Urls
+
+    app, _ = build(make_app, responder=ScriptedResponder({}, default=Reply("One. Two.")))
+    rt = app.extensions["warmline"]
+    demo = warm(app)
+    call_sid = new_call_sid()
+    flow = CallFlow(rt)
+    urls = Urls(BASE, "demo", call_sid)
+    flow.engine.ensure_call(demo, call_sid)
+    pieces = [flow.engine.make_clip(demo, "One."), flow.engine.make_clip(demo, "Two.")]
+    rt.state.put_turn(call_sid, 1, {"status": "done", "started": time.time(), "text": "One. Two.", "action": "continue",
+                                    "pieces": pieces, "hops": 1, "logged": False}, 60)
+    with app.test_request_context():
+        v = verbs(flow.ready(demo, urls, 1, 2, time.time()))
+    assert [x[0] for x in v] == ["Gather", "Play", "Gather", "Play", "Hangup"]

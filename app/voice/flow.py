@@ -18,7 +18,7 @@ from app.errors import InvalidText, StateError, WarmlineError
 from app.speech.pieces import split_pieces
 from app.voice import twiml
 from app.voice.arms import CONTROL
-from app.voice.turns import DONE, FAILED, TERMINAL, TurnEngine, is_complete, ready_prefix
+from app.voice.turns import FAILED, TERMINAL, TurnEngine, is_complete, ready_prefix
 
 log = logging.getLogger("warmline.flow")
 
@@ -136,7 +136,7 @@ class CallFlow:
                                          until=min(time.time() + self.rt.settings.hop_s, deadline))
         ready = ready_prefix(record)
         self.engine.update(urls.call_sid, turn, lambda r: {**r, "hops": r.get("hops", 0) + 1})
-        if is_complete(record):
+        if is_complete(record) or (record.get("pieces") and len(ready) == len(record["pieces"])):
             return self._answer(business, urls, turn, record, played=played, t0=t0, outcome="filler")
         if len(ready) > played:
             self._mark_answer_started(urls, turn, t0)
@@ -179,7 +179,8 @@ class CallFlow:
     def _answer(self, business: Business, urls: Urls, turn: int, record: dict[str, Any], *, played: int, t0: float,
                 outcome: str) -> str:
         self._mark_answer_started(urls, turn, t0)
-        items = self._items(record["pieces"][played:], urls) or [twiml.Speak(text=business.prompt("apology"))]
+        # Empty when a ready prefix already played every piece: then only the tail (listen / hang up) is left.
+        items = self._items(record["pieces"][played:], urls)
         self._finish_turn(business, urls, turn, outcome, fallback=False)
         return self.finish(business, items, record.get("action") or "continue", urls)
 
@@ -288,4 +289,4 @@ def _turn_fields(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-__all__ = ["CallFlow", "Urls", "DONE"]
+__all__ = ["CallFlow", "Urls"]
