@@ -19,6 +19,9 @@ keepalive = 5
 accesslog = os.environ.get("WARMLINE_ACCESS_LOG") or None
 # Each worker imports the app itself: onnxruntime, httpx pools and SQLite handles must not cross fork.
 preload_app = False
+# gunicorn 27's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), which
+# several masters on one machine would fight over; Warmline doesn't use it.
+control_socket_disable = True
 
 
 def on_starting(server):
