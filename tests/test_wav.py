@@ -240,3 +240,26 @@ def test_validate_duration_bounds() -> None:
 def test_validate_rejects_garbage() -> None:
     with pytest.raises(InvalidAudio, match="not a RIFF/WAVE"):
         validate_ulaw_wav(b'{"err_code": "INVALID", "err_msg": "bad"}')
+
+
+def test_a_truncated_body_with_real_sizes_is_rejected():
+    from app.errors import InvalidAudio
+    from app.speech.wav import parse_ulaw_wav, ulaw_wav
+
+    whole = ulaw_wav(bytes(range(256)) * 8)
+    with pytest.raises(InvalidAudio, match="truncated"):
+        parse_ulaw_wav(whole[: len(whole) - 100])
+
+
+@pytest.mark.parametrize("placeholder", [0xFFFFFFFF, 0x7FFFFFFF])
+def test_streaming_placeholders_mean_the_rest_of_the_file(placeholder):
+    import struct
+
+    from app.speech.wav import parse_ulaw_wav, ulaw_wav
+
+    samples = bytes(range(256)) * 8
+    whole = bytearray(ulaw_wav(samples))
+    data_at = whole.index(b"data")
+    struct.pack_into("<I", whole, data_at + 4, placeholder)
+    struct.pack_into("<I", whole, 4, placeholder)
+    assert parse_ulaw_wav(bytes(whole)).ulaw == samples

@@ -11,10 +11,10 @@ The file we write (all integers little-endian)::
 
 The parser walks the chunks, skips unknown ones (LIST, ...), and raises :class:`InvalidAudio`
 for anything malformed. One lie is tolerated: a streaming writer (Deepgram, ffmpeg, OpenAI) does
-not know the length when it writes the header and puts a placeholder (0xFFFFFFFF) in the RIFF
-and ``data`` size fields. A ``data`` size larger than the rest of the file therefore means "the
-rest of the file", and the RIFF size may be 0xFFFFFFFF (or, with such a streaming ``data``
-chunk, anything at least the file's size). Any other disagreement between a size field and the
+not know the length when it writes the header and puts a placeholder (0xFFFFFFFF, or 0x7FFFFFFF)
+in the RIFF and ``data`` size fields. Such a placeholder ``data`` size means "the rest of the
+file", and the RIFF size may then be anything at least the file's size. A real ``data`` size
+larger than the file is a truncated body and is rejected. Any other disagreement between a size field and the
 bytes is rejected. The ``fact`` chunk's sample count is informational and not checked (streaming
 writers cannot know it); the ``data`` chunk is the truth.
 """
@@ -29,6 +29,10 @@ from app.errors import InvalidAudio
 WAVE_FORMAT_MULAW = 0x0007
 WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 STREAMING_SIZE = 0xFFFFFFFF
+# The placeholders streaming writers put in the data size when they can't know it (OpenAI, Deepgram's
+# emulator and ffmpeg use 0xFFFFFFFF; ElevenLabs 0x7FFFFFFF). Any other size larger than the file is a
+# truncated body, never "the rest of the file".
+STREAMING_PLACEHOLDERS = frozenset({0xFFFFFFFF, 0x7FFFFFFF})
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ def parse_ulaw_wav(data: bytes) -> UlawWav:
         start = pos + 8
         left = len(data) - start
         if size > left:
-            if chunk_id != b"data":
+            if chunk_id != b"data" or size not in STREAMING_PLACEHOLDERS:
                 raise InvalidAudio(
                     f"truncated: {chunk_id!r} chunk claims {size} bytes, {left} left in the file"
                 )
