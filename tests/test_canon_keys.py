@@ -45,6 +45,11 @@ CANON = [
     ("x\u00a0y", "x y."),
     ("a\x00b", "a b."),
     ("O\u2019Brien", "o'brien."),
+    ("Bring your IDs", "bring your IDs."),
+    ("Read the FAQs", "read the FAQs."),
+    ("NASA\u2019s launch", "NASA's launch."),
+    ("U.S. mail", "u.s. mail."),
+    ("Open at 9 A.M. daily", "open at 9 a.m. daily."),
     ("", ""),
     ("   \n ", ""),
 ]
@@ -71,6 +76,8 @@ SAME_KEY = [
     ("One moment...", "One moment\u2026"),
     ("Open 9-5.", "Open 9\u20135."),
     ("Thanks, bye!", "thanks,  bye!!!"),
+    ("We open at 9 A.M.", "We open at 9 a.m."),
+    ("Mail it in the U.S.", "mail it in the u.s."),
 ]
 
 
@@ -88,6 +95,7 @@ DIFFERENT_KEY = [
     ("Bring your ID.", "Bring your id."),
     ("Hello there.", "Hello, there."),
     ("Wait...", "Wait."),
+    ("Bring your IDs.", "Bring your ids."),
 ]
 
 

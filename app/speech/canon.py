@@ -27,13 +27,28 @@ _FINAL = (".", "!", "?")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+_ACRONYM = re.compile(r"[^\W\d_a-z]{2,}(?:'?s)?", re.UNICODE)  # "US", "ID", "IDs", "FAQs", "NASA's"
+_DOTTED = re.compile(r"\b(?:[^\W\d_]\.){2,}", re.UNICODE)  # "U.S.", "a.m."
+
+
 def _fold_word(match: re.Match[str]) -> str:
     word = match.group(0)
-    letters = [c for c in word if c.isalpha()]
-    # Acronyms ("US", "ID", "FAQ") keep their capitals: they are spelled out, not read.
-    if len(letters) >= 2 and all(c.isupper() for c in letters):
+    # Acronyms keep their capitals (with a plural or possessive "s"): they are spelled out, not read.
+    if _ACRONYM.fullmatch(word) and any(c.isupper() for c in word):
         return word
     return word.lower()
+
+
+def _fold_words(text: str) -> str:
+    # Dotted acronyms ("U.S.", "A.M.") are spelled out whatever their case: fold them to lower case
+    # as a whole, consistently; everything else word by word.
+    out, pos = [], 0
+    for m in _DOTTED.finditer(text):
+        out.append(_WORD.sub(_fold_word, text[pos:m.start()]))
+        out.append(m.group(0).lower())
+        pos = m.end()
+    out.append(_WORD.sub(_fold_word, text[pos:]))
+    return "".join(out)
 
 
 def canon(text: str) -> str:
@@ -42,8 +57,9 @@ def canon(text: str) -> str:
     Folds: Unicode NFKC; smart quotes, dashes and the ellipsis character to ASCII; control
     characters dropped; whitespace collapsed; spaces before punctuation removed; repeated
     ``!?,;:`` collapsed and runs of 4+ dots to "..."; a missing final full stop added; and
-    case folded except for tokens that are all capitals (acronyms). "I" alone becomes "i",
-    which sounds the same.
+    case folded except for tokens that are all capitals (acronyms, also with a plural or
+    possessive "s": "IDs", "NASA's"). "I" alone becomes "i", and dotted acronyms ("U.S.",
+    "A.M.") are folded to lower case whole; both sound the same.
     """
     text = unicodedata.normalize("NFKC", text).translate(_TRANSLATE)
     text = _CONTROL.sub(" ", text)
@@ -54,7 +70,7 @@ def canon(text: str) -> str:
     text = _REPEATED.sub(r"\1", text)
     text = _DOTS.sub("...", text)
     text = _MIXED_END.sub(lambda m: m.group(0)[0], text)
-    text = _WORD.sub(_fold_word, text)
+    text = _fold_words(text)
     if not text.endswith(_FINAL) and not text.endswith(('"', "'", ")")):
         text += "."
     elif text.endswith(('"', "'", ")")) and not text[:-1].endswith(_FINAL):
