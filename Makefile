@@ -31,6 +31,7 @@ test: venv system-deps
 	$(PY) -m pytest -q
 
 bench: venv
+	$(PY) -m simulator.bench_speech
 	$(PY) -m simulator bench
 
 demo: venv

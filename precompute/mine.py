@@ -1,0 +1,211 @@
+"""Mining: which pieces callers hear most, from turn events or from a corpus of dialogues.
+
+Pure apart from the readers, which only read (local files, or a store's ``events/`` objects).
+Counts are keyed by ``canon(text)``: every text variant that maps to one content key counts for
+that key. Event counts are per voice slug (a clip is per voice); corpus counts have no voice (the
+dialogues are text only) and are applied to whichever voice the plan is for.
+
+Everything here is thread-safe (no shared state) and returns fresh objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.speech.canon import canon, is_speakable
+from app.speech.pieces import split_pieces
+from cdn.store import EVENTS_PREFIX, AudioStore, is_events_name
+
+log = logging.getLogger("warmline.precompute")
+
+_DAY_FILE_RE = re.compile(r"turns-(\d{4}-\d{2}-\d{2})\.jsonl$")
+
+Mark = tuple[str, int, int]
+
+
+@dataclass
+class Mined:
+    """Piece counts: ``counts[voice_slug][canon_text] -> occurrences``; ``turns`` read, ``files`` read.
+
+    ``slot_values[canon_text]`` counts the pieces that were marked slot values (corpus only), so
+    a report can tell fixed phrasing from values. Not thread-safe to mutate; merge results instead.
+    """
+
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    turns: int = 0
+    files: int = 0
+    slot_values: Counter[str] = field(default_factory=Counter)
+
+    def for_voice(self, slug: str | None) -> Counter[str]:
+        """The counts of ``slug``, plus voice-less (corpus) counts under ``""``."""
+        out: Counter[str] = Counter(self.counts.get("", Counter()))
+        if slug:
+            out.update(self.counts.get(slug, Counter()))
+        return out
+
+    def add(self, slug: str, text: str, n: int = 1) -> None:
+        key = canon(text)
+        if key and is_speakable(key):
+            self.counts.setdefault(slug, Counter())[key] += n
+
+    def merge(self, other: Mined) -> Mined:
+        for slug, counter in other.counts.items():
+            self.counts.setdefault(slug, Counter()).update(counter)
+        self.turns += other.turns
+        self.files += other.files
+        self.slot_values.update(other.slot_values)
+        return self
+
+
+# --- turn events ------------------------------------------------------------------------------
+
+
+def window_days(days: int, today: dt.date | None = None) -> set[dt.date]:
+    """The UTC days of the last ``days`` days, today included."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    return {today - dt.timedelta(days=i) for i in range(max(0, days))}
+
+
+def day_of(name: str) -> dt.date | None:
+    """The day of a ``turns-YYYY-MM-DD.jsonl`` file or object name (None if it is not one)."""
+    match = _DAY_FILE_RE.search(name)
+    if match is None:
+        return None
+    try:
+        return dt.date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+
+
+def parse_lines(lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
+    """JSON objects of a JSON-lines stream; blank, corrupt and non-object lines are skipped."""
+    for line in lines:
+        if isinstance(line, bytes):
+            line = line.decode("utf-8", errors="replace")
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(event, dict):
+            yield event
+
+
+def local_event_files(directory: Path | str, days: int, today: dt.date | None = None) -> list[Path]:
+    """This host's day files (``<directory>/turns-YYYY-MM-DD.jsonl``) inside the window, oldest first."""
+    wanted = window_days(days, today)
+    return sorted(p for p in Path(directory).glob("turns-*.jsonl") if day_of(p.name) in wanted)
+
+
+def store_event_names(store: AudioStore, days: int, today: dt.date | None = None) -> list[str]:
+    """Every host's shipped day files (``events/<host>/turns-YYYY-MM-DD.jsonl``) inside the window."""
+    wanted = window_days(days, today)
+    return sorted(n for n in store.list(EVENTS_PREFIX) if is_events_name(n) and day_of(n) in wanted)
+
+
+def read_files(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
+    """The events of JSON-lines files, file after file."""
+    for path in paths:
+        with Path(path).open("rb") as fh:
+            yield from parse_lines(fh)
+
+
+def read_local_events(directory: Path | str, days: int, today: dt.date | None = None) -> Iterator[dict[str, Any]]:
+    """This host's events of the last ``days`` days."""
+    return read_files(local_event_files(directory, days, today))
+
+
+def read_store_events(store: AudioStore, days: int, today: dt.date | None = None) -> Iterator[dict[str, Any]]:
+    for name in store_event_names(store, days, today):
+        yield from parse_lines(store.get(name).splitlines())
+
+
+def mine_events(events: Iterable[dict[str, Any]]) -> Mined:
+    """Count every spoken piece of every turn event, per voice slug.
+
+    A piece counts once per turn it was spoken in (hit or miss: a published piece is skipped
+    by the plan, not here). Pieces without text, and events without a voice, are ignored.
+    """
+    mined = Mined()
+    for event in events:
+        voice = event.get("voice")
+        sentences = event.get("sentences")
+        if not isinstance(voice, str) or not voice or not isinstance(sentences, list):
+            continue
+        mined.turns += 1
+        for sentence in sentences:
+            text = sentence.get("text") if isinstance(sentence, dict) else None
+            if isinstance(text, str) and text.strip():
+                mined.add(voice, text)
+    return mined
+
+
+# --- corpus files ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CorpusTurn:
+    """One agent line of a corpus dialogue with its slot spans (``text[start:end]`` is a value)."""
+
+    dialogue: str
+    text: str
+    marks: tuple[Mark, ...] = ()
+
+
+def read_corpus(path: Path | str) -> list[Any]:
+    """The usable dialogues of a JSONL corpus file, in file order (``simulator.corpus`` parses them).
+
+    Malformed lines are skipped (``simulator.corpus.load_dialogues`` counts them). Raises OSError.
+    """
+    from simulator.corpus import load_dialogues
+
+    return load_dialogues(path)
+
+
+def agent_turns(dialogues: Iterable[Any]) -> Iterator[CorpusTurn]:
+    """The system (agent) turns of ``dialogues`` (``simulator.corpus.Dialogue``), slot spans as marks."""
+    for dialogue in dialogues:
+        for turn in dialogue.system_turns():
+            yield CorpusTurn(dialogue.id, turn.text, tuple(turn.slots))
+
+
+def turn_pieces(turn: CorpusTurn, splice: str) -> list[str]:
+    """The canonical pieces of ``turn`` as the live path splits them; ``"whole"`` = one piece."""
+    if splice == "whole":
+        raw = [turn.text]
+    else:
+        raw = split_pieces(turn.text, splice, turn.marks)
+    out = []
+    for piece in raw:
+        key = canon(piece)
+        if key and is_speakable(key):
+            out.append(key)
+    return out
+
+
+def mine_corpus(turns: Iterable[CorpusTurn], splice: str) -> Mined:
+    """Count the pieces of corpus agent turns (voice-less: counted under ``""``)."""
+    mined = Mined()
+    counter: Counter[str] = Counter()
+    for turn in turns:
+        mined.turns += 1
+        pieces = turn_pieces(turn, splice)
+        counter.update(pieces)
+        if splice == "slot" and turn.marks:
+            values = {canon(turn.text[s:e].strip()) for _n, s, e in turn.marks}
+            mined.slot_values.update(p for p in pieces if p in values)
+    mined.counts[""] = counter
+    mined.files = 1
+    return mined
+
+
