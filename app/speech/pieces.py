@@ -3,20 +3,41 @@
 - ``sentence``: one piece per sentence (the default).
 - ``clause``: sentences further split where a spoken pause is natural (``, ; :`` and dashes).
 - ``whole``: the whole answer is one clip (the refactoring plan as first written; a baseline).
-- ``slot``: slot values marked by the responder (names, times, prices, ...) become pieces of their
-  own, so the fixed phrasing around them is one reusable clip and the value another.
+- ``slot``: clauses, with slot values as pieces of their own: the values the responder marked
+  (names, addresses, prices, ...) and every numeric value it did not mark (counts, times such as
+  "11:45 am", prices, dates such as "march 2nd", phone numbers), so the fixed phrasing around
+  them is one reusable clip and the value another. Sentence-final punctuation right after a
+  value stays with the value ("$12." not "$12" + ". Call us").
 
 Pure and thread-safe.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from app.speech.canon import is_speakable
 from app.speech.segment import split_clauses, split_sentences
 
 Mark = tuple[str, int, int]
+
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+# A numeric value: digits with inner separators ("1,200", "11:45", "650-299-4827", "3.5"), an
+# optional month before it, "$", an ordinal suffix ("2nd") and am/pm; never part of a longer word.
+_VALUE = re.compile(
+    r"(?<![\w$.,:/-])(?:" + _MONTH + r"\.?\s+)?\$?\d+(?:[.,:/-]\d+)*(?:st|nd|rd|th)?"
+    r"(?:\s?(?:[ap]\.m\.|[ap]m\b))?(?![\w-]|[.,:/]\d)",
+    re.IGNORECASE,
+)
+
+
+def value_marks(text: str) -> list[Mark]:
+    """Marks ``("value", start, end)`` for the numeric values in ``text``."""
+    return [("value", m.start(), m.end()) for m in _VALUE.finditer(text)]
 
 
 def _split(text: str, splice: str) -> list[str]:
@@ -27,18 +48,29 @@ def split_pieces(text: str, splice: str = "sentence", marks: Sequence[Mark] = ()
     """The pieces of ``text``; every piece holds something speakable, and joined they say all of ``text``."""
     if splice == "whole":
         return [text.strip()] if is_speakable(text) else []
-    if splice != "slot" or not marks:
+    if splice != "slot":
         return _merge_unspeakable(_split(text, "clause" if splice == "clause" else "sentence"))
+    given = [m for m in marks if 0 <= m[1] < m[2] <= len(text)]
+    found = [v for v in value_marks(text) if not any(v[1] < m[2] and m[1] < v[2] for m in given)]
     pieces: list[str] = []
     pos = 0
-    for _name, start, end in sorted(marks, key=lambda m: m[1]):
-        if start < pos or end > len(text) or start >= end:
-            continue  # overlapping or out-of-range marks are ignored, never trusted
-        pieces.extend(split_sentences(text[pos:start]))
+    for _name, start, end in sorted(given + found, key=lambda m: m[1]):
+        if start < pos or start >= end:
+            continue  # overlapping marks are ignored, never trusted
+        end = _through_terminal(text, end)
+        pieces.extend(split_clauses(text[pos:start]))
         pieces.append(text[start:end].strip())
         pos = end
-    pieces.extend(split_sentences(text[pos:]))
+    pieces.extend(split_clauses(text[pos:]))
     return _merge_unspeakable([p for p in pieces if p])
+
+
+def _through_terminal(text: str, end: int) -> int:
+    """``end`` moved past sentence-final punctuation right after a value, if a space or the end follows."""
+    stop = end
+    while stop < len(text) and text[stop] in ".!?":
+        stop += 1
+    return stop if stop == len(text) or text[stop].isspace() else end
 
 
 def _merge_unspeakable(pieces: list[str]) -> list[str]:
