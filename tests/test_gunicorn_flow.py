@@ -136,7 +136,10 @@ def test_worker_killed_mid_turn_the_next_hop_takes_it_over(tmp_path, llm, state_
         v = verbs(first.content)
         assert [x[0] for x in v] == ["Say", "Redirect"]
         owner = int(first.headers["X-Warmline-Worker"])
-        time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while not llm.requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(llm.requests) == 1, "the owner never asked the AI"
         a.kill_worker(owner)  # SIGKILL: its turn thread dies with it, mid-way through the AI call
         answer, plays = until_answer(b.base_url, v[1][2], call_sid)
         assert [x[0] for x in answer][-5:] == ["Gather", "Say", "Gather", "Say", "Hangup"]
