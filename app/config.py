@@ -59,6 +59,7 @@ class Settings:
     precompute_budget_chars: int = 200_000
     price_per_1k_chars: float = 0.030
     llm_timeout_s: float = 6.0
+    host_id: str = ""  # names this host's turn-event files in a shared store; '' = the host name
 
     @property
     def production(self) -> bool:
@@ -103,6 +104,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "WARMLINE_PRECOMPUTE_BUDGET_CHARS": ("precompute_budget_chars", int),
     "WARMLINE_PRICE_PER_1K_CHARS": ("price_per_1k_chars", float),
     "WARMLINE_LLM_TIMEOUT_S": ("llm_timeout_s", float),
+    "WARMLINE_HOST_ID": ("host_id", str),
 }
 ENV_VARS = tuple(_ENV)
 

@@ -352,9 +352,9 @@ def mined_counts(runtime: Any, businesses: Sequence[Any], options: RunOptions) -
     days = runtime.settings.precompute_days
     events_dir = Path(runtime.settings.data_dir) / "events"
     if is_shared_store(runtime.store):
-        ship_events(events_dir, runtime.store, host_id())
+        ship_events(events_dir, runtime.store, host_id(runtime.settings.host_id))
         shipped = {mine.day_of(n) for n in mine.store_event_names(runtime.store, days)
-                   if n.startswith(f"events/{host_id()}/")}
+                   if n.startswith(f"events/{host_id(runtime.settings.host_id)}/")}
         mined = mine.mine_events(mine.read_store_events(runtime.store, days))
         local = [p for p in mine.local_event_files(events_dir, days) if mine.day_of(p.name) not in shipped]
         mined.merge(mine.mine_events(mine.read_files(local)))

@@ -6,7 +6,7 @@ once, when it can no longer grow; today's file stays local and is mined locally 
 (see ``precompute.runner.mined_counts``). Shipping is idempotent: names already in the store
 are skipped (and a racing duplicate upload is harmless: first writer wins).
 
-The host id comes from ``WARMLINE_HOST_ID`` or the host name, folded to ``[a-z0-9-]{1,64}``.
+The host id comes from the ``host_id`` setting (``WARMLINE_HOST_ID``) or the host name, folded to ``[a-z0-9-]{1,64}``.
 Thread- and process-safe (reads local files, create-only writes).
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
 import socket
 from pathlib import Path
@@ -26,8 +25,8 @@ log = logging.getLogger("warmline.precompute")
 
 
 def host_id(raw: str | None = None) -> str:
-    """This host's id for object names: ``WARMLINE_HOST_ID`` or the host name, folded to [a-z0-9-]."""
-    raw = raw if raw is not None else (os.environ.get("WARMLINE_HOST_ID") or socket.gethostname())
+    """This host's id for object names: ``raw`` (the host_id setting) or the host name, folded to [a-z0-9-]."""
+    raw = raw or socket.gethostname()
     folded = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")[:64].strip("-")
     return folded or "host"
 
