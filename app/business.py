@@ -20,6 +20,7 @@ from app.speech.voices import PROVIDERS, Voice
 BUSINESS_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}$")
+SAY_VOICE_RE = re.compile(r"^(?:man|woman|alice|(?:Polly|Google)\.[A-Za-z0-9_-]{1,64})$")
 SPLICE_LEVELS = ("sentence", "clause", "slot", "whole")
 PROMPT_NAMES = ("reprompt", "still_there", "goodbye", "apology", "second_filler", "transfer")
 DEFAULT_PROMPTS = {
@@ -116,6 +117,8 @@ def parse_business(biz: str, table: Any) -> Business:
     voice = Voice(provider=provider, model=model, speed=float(speed))
     st = _req(biz, table, "say", dict)
     say_voice = _req(biz, st, "voice", str, "say.")
+    if not SAY_VOICE_RE.match(say_voice):
+        raise BusinessConfigError(biz, "say.voice", "must be a Twilio voice like 'Polly.Joanna-Neural' or 'Google.en-US-Neural2-C'")
     language = _req(biz, st, "language", str, "say.")
     if not LANGUAGE_RE.match(language):
         raise BusinessConfigError(biz, "say.language", "must look like 'en-US'")

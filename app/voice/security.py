@@ -12,7 +12,7 @@ from flask import abort, current_app, request
 from twilio.request_validator import RequestValidator
 
 CALL_SID_RE = re.compile(r"^CA[0-9a-f]{32}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]")
 
 
 def public_base() -> str:

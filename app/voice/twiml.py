@@ -6,12 +6,18 @@ Built with twilio's ``VoiceResponse`` so every text is escaped by the library. O
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 SAY_MAX_CHARS = 3000  # Polly's limit for one <Say>
+# What a <Say> must never carry: characters XML 1.0 forbids (C0 controls but tab/LF/CR, surrogates,
+# U+FFFE/U+FFFF; one makes the whole document unparsable, Twilio error 12100), C1 controls and
+# invisible bidi/format controls. Replaced by a space.
+_UNSAYABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff"
+                        "\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,11 @@ class Listen:
     timeout_s: int = 6
 
 
+def say_text(text: str) -> str:
+    """``text`` as a <Say> can carry it: XML-safe, whitespace collapsed, at most SAY_MAX_CHARS ('' if nothing is left)."""
+    return _clip_text(" ".join(_UNSAYABLE.sub(" ", text).split()))
+
+
 def _clip_text(text: str) -> str:
     text = text.strip()
     if len(text) <= SAY_MAX_CHARS:
@@ -58,8 +69,8 @@ def _add(node: VoiceResponse | Gather, items: Sequence[Speak], say: SayVoice) ->
     for item in items:
         if item.url:
             node.play(item.url)
-        else:
-            node.say(_clip_text(item.text), voice=say.voice, language=say.language)
+        elif text := say_text(item.text):
+            node.say(text, voice=say.voice, language=say.language)
 
 
 def _gather(response: VoiceResponse, listen: Listen) -> Gather:
