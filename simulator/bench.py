@@ -1,0 +1,743 @@
+"""``make bench``: dead air per turn, three arms side by side, on the same recorded dialogues.
+
+    python -m simulator bench [--dialogues 48] [--concurrency 12] [--speed 1] [--json OUT] ...
+
+The arms (one gunicorn each, 2 gthread workers, each with its own data directory, store, index,
+state and turn log, so no arm sees another's clips):
+
+    control          the blocking reference flow: rollout_percent = 0 (AI, then TTS of the whole
+                     reply with a timeout, then <Play>; <Say> on timeout). Fixed phrases precomputed.
+    filler-after-ai  the refactoring plan as written: a filler at once (instant_budget_ms = 0),
+                     whole-response keys (splice = "whole"), fixed phrases precomputed, nothing mined.
+    warmline         full Warmline: instant budget 300 ms, sentence clips, fixed phrases plus the
+                     pieces mined from the FIRST ``split`` (70 %) of the corpus's dialogues
+                     (the product's precompute runner with its default budget and min count).
+
+Traffic: dialogues drawn (seeded) from the REST of the corpus (disjoint from what was mined);
+every arm places the same dialogues, the caller speaking the recorded user turns. The AI is
+``simulator.llm_emulator`` behind the real OpenAI-compatible responder (``WARMLINE_LLM_URL``),
+replaying each dialogue's recorded system turn with a latency drawn uniformly from
+``--ai-ms`` (default 500-1500) -- seeded per (dialogue, turn), so a turn waits exactly as long
+for the AI in every arm. TTS is ``simulator.deepgram_emulator`` (one per arm, 15 concurrent
+requests like a Deepgram project) with a Deepgram-like latency: first byte after
+``ttfb + per_char x chars`` (+ uniform jitter). The store upload of a new clip is modelled as
+``--upload-ms`` added to that latency: on a miss the clip is synthesized and then uploaded, one
+after the other, in every arm, so the sum is what the caller waits for (the local store itself
+takes ~1 ms). Audio: by default the emulator speaks a tone whose length follows Piper's measured
+speaking rate (19 characters a second) so that the emulator's own CPU does not compete with the
+server on a small machine; ``--voice piper`` speaks with Piper instead (slow to warm up).
+Twilio's side: ``simulator.twilio_client`` with an 80 ms round trip, 120 ms first media fetch,
+5 ms cached fetch (one Twilio media cache per arm).
+
+Per arm (caller turns only; the greeting is not a turn): p50/p95/max of time to first audio,
+longest silence and time to answer audio (client-side, simulated seconds; see
+:mod:`simulator.timeline`), turns served fully from cache and the fallback rate (server turn
+log), server CPU seconds per turn (utime+stime of master and workers over the run, from
+/proc), peak RSS per worker (VmHWM), simulator failures.
+
+Time to answer audio is recomputed here rather than taken from the timeline: the timeline counts
+a ready *prefix* of the answer (played before a further <Redirect>) as filler, which would
+penalize sentence clips; here any audio that is not one of the business's filler clips (or a
+filler <Say>) is answer audio.
+
+Thread safety: one bench run per process (it owns its emulators, servers and threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from simulator.corpus import BadDialogue, Dialogue, parse_dialogue
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus" / "sgd-dev.jsonl"
+TOKEN = "bench-twilio-auth-token"
+DEEPGRAM_KEY = "bench-deepgram-key"
+LLM_KEY = "bench-llm-key"
+VOICE_MODEL = "aura-2-thalia-en"
+CLIENT_KEEPALIVE_S = 2.0
+"""The simulated Twilio drops idle keep-alive connections after this; gunicorn closes them after 5 s,
+and a request sent as the server closes its end fails as if the server had hung up."""
+CHARS_PER_S = 19.0
+"""Piper's (en_US-joe-medium) measured speaking rate, trimmed clip, pads included."""
+
+FILLERS = ("Let me check that for you.", "One moment, please.", "Sure, let me have a look.",
+           "Good question, one second.")
+BUSINESS_NAME = "Harbourside Concierge"
+GREETING = f"Thanks for calling {BUSINESS_NAME}. How can I help you today?"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm: its business id and the business settings that make it what it is."""
+
+    id: str
+    label: str
+    rollout_percent: int
+    instant_budget_ms: int
+    splice: str
+    mined: bool
+
+
+def arms(instant_budget_ms: int = 300) -> dict[str, Arm]:
+    return {
+        "control": Arm("control", "control (blocking)", 0, 0, "whole", False),
+        "filler-after-ai": Arm("filler-after-ai", "filler-after-AI", 100, 0, "whole", False),
+        "warmline": Arm("warmline", "full Warmline", 100, instant_budget_ms, "sentence", True),
+    }
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Every knob of a run. Times in ms unless named _s; ``speed`` is the simulated clock speed."""
+
+    corpus: Path = CORPUS
+    split: float = 0.7
+    dialogues: int = 48
+    concurrency: int = 12
+    speed: float = 1.0
+    max_user_turns: int = 8
+    ai_min_ms: float = 500.0
+    ai_max_ms: float = 1500.0
+    deepgram_ttfb_ms: float = 200.0
+    deepgram_per_char_ms: float = 4.0
+    deepgram_jitter_ms: float = 100.0
+    upload_ms: float = 200.0
+    instant_budget_ms: int = 300
+    hop_s: float | None = None  # the server's WARMLINE_HOP_S for every arm; None = the product default (2.5 s)
+    budget_chars: int | None = None  # mined precompute budget; None = the product default (settings)
+    min_count: int | None = None  # None = the product default (settings)
+    rtt_ms: float = 80.0
+    media_fetch_ms: float = 120.0
+    media_cached_ms: float = 5.0
+    stagger_s: float = 1.0
+    workers: int = 2
+    threads: int = 8
+    voice: str = "model"  # "model" (tone at Piper's rate) or "piper"
+    seed: int = 7
+    transcripts: Path | None = None  # write each call's transcript here (<arm>/<n>.txt)
+    arms: tuple[str, ...] = ("control", "filler-after-ai", "warmline")
+    work_dir: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["corpus"] = str(self.corpus)
+        data["work_dir"] = None if self.work_dir is None else str(self.work_dir)
+        data["transcripts"] = None if self.transcripts is None else str(self.transcripts)
+        data["speed"] = None if math.isinf(self.speed) else self.speed
+        data["arms"] = list(self.arms)
+        return data
+
+
+# --- traffic ------------------------------------------------------------------------------------
+
+
+def _key(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def replies(dialogue: Dialogue) -> list[str] | None:
+    """The system turn(s) after each user turn, joined; None if a user turn has no reply."""
+    out: list[str] = []
+    current: list[str] | None = None
+    for turn in dialogue.turns:
+        if turn.speaker == "user":
+            if current is not None:
+                if not current:
+                    return None
+                out.append(" ".join(current))
+            current = []
+        elif current is not None:
+            current.append(turn.text)
+    if current is not None:
+        if not current:
+            return None
+        out.append(" ".join(current))
+    return out
+
+
+def split_corpus(path: Path, split: float) -> tuple[list[str], list[Dialogue]]:
+    """(the raw JSON lines of the first ``split`` of the dialogues, the rest parsed)."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    cut = int(len(lines) * split)
+    test = []
+    for line in lines[cut:]:
+        try:
+            test.append(parse_dialogue(json.loads(line)))
+        except (ValueError, BadDialogue):
+            continue
+    return lines[:cut], test
+
+
+def select_dialogues(test: Sequence[Dialogue], n: int, *, max_user_turns: int, seed: int) -> list[Dialogue]:
+    """``n`` test dialogues, seeded: every user turn answered, at most ``max_user_turns`` user turns
+    (the responder sends the model the last 20 history items, so a replay keyed by the call's first
+    utterance needs short calls), first utterances distinct (they identify the dialogue)."""
+    if max_user_turns > 10:
+        raise ValueError("max_user_turns must be at most 10 (the responder keeps 20 history items)")
+    pool = [d for d in test if 0 < len(d.utterances()) <= max_user_turns and replies(d) is not None]
+    random.Random(seed).shuffle(pool)
+    chosen: list[Dialogue] = []
+    firsts: set[str] = set()
+    for dialogue in pool:
+        first = _key(dialogue.utterances()[0])
+        if first in firsts:
+            continue
+        firsts.add(first)
+        chosen.append(dialogue)
+        if len(chosen) == n:
+            break
+    if len(chosen) < n:
+        raise ValueError(f"only {len(chosen)} usable test dialogues for {n} requested")
+    return chosen
+
+
+class ReplayLLM:
+    """The LLM emulator's ``responses``: the recorded system turn after the caller's N-th line.
+
+    The dialogue is found by the call's first caller line (in the request's history); the AI
+    latency is slept here, drawn uniformly from [min_ms, max_ms] with a seed of (seed, dialogue,
+    turn), so the same turn waits the same in every arm. The last reply carries ``[END]``.
+    Thread-safe (immutable; counters under a lock).
+    """
+
+    def __init__(self, dialogues: Sequence[Dialogue], *, min_ms: float, max_ms: float, seed: int,
+                 sleep: Any = time.sleep) -> None:
+        self.by_first = {_key(d.utterances()[0]): d for d in dialogues}
+        self.replies = {d.id: replies(d) or [] for d in dialogues}
+        self.min_ms, self.max_ms, self.seed = min_ms, max_ms, seed
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self.unknown = 0
+
+    def latency_s(self, dialogue_id: str, position: int) -> float:
+        rng = random.Random(f"{self.seed}|{dialogue_id}|{position}")
+        return rng.uniform(self.min_ms, self.max_ms) / 1000.0
+
+    def __call__(self, request: dict[str, Any]) -> str:
+        users = [m["content"] for m in request["messages"] if m["role"] == "user"]
+        dialogue = self.by_first.get(_key(users[0])) if users else None
+        if dialogue is None:
+            with self._lock:
+                self.unknown += 1
+            return "Sorry, I didn't catch that. Could you say it again?"
+        position = len(users) - 1
+        self._sleep(self.latency_s(dialogue.id, position))
+        lines = self.replies[dialogue.id]
+        if position >= len(lines):
+            return "Thanks for calling. Goodbye! [END]"
+        return lines[position] + (" [END]" if position == len(lines) - 1 else "")
+
+
+class ToneSpeaker:
+    """A Deepgram-emulator speaker that is nearly free: a quiet tone as long as Piper would speak.
+
+    Length: ``len(text) / CHARS_PER_S`` seconds (the emulator then trims and pads like every clip).
+    Thread-safe (pure).
+    """
+
+    rate = 8000
+
+    def synthesize_pcm(self, text: str, speed: float = 1.0) -> tuple[np.ndarray, int]:
+        seconds = max(0.25, len(text) / CHARS_PER_S / speed - 0.12)
+        t = np.arange(int(seconds * self.rate)) / self.rate
+        return (3000 * np.sin(2 * np.pi * 220 * t)).astype(np.int16), self.rate
+
+
+# --- businesses and servers --------------------------------------------------------------------
+
+
+def business_toml(arm: Arm) -> str:
+    fillers = ", ".join(json.dumps(f) for f in FILLERS)
+    return f"""[{arm.id}]
+name = "{BUSINESS_NAME}"
+greeting = "{GREETING}"
+fillers = [{fillers}]
+splice = "{arm.splice}"
+instant_budget_ms = {arm.instant_budget_ms}
+booking = true
+
+[{arm.id}.voice]
+provider = "deepgram"
+model = "{VOICE_MODEL}"
+
+[{arm.id}.say]
+voice = "Polly.Joanna-Neural"
+language = "en-US"
+
+[{arm.id}.rollout]
+use_proactive_filler = true
+rollout_percent = {arm.rollout_percent}
+"""
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process, in seconds (0.0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def vm_hwm_mb(pid: int) -> float:
+    """Peak resident set size (VmHWM) of a process in MB (0.0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
+            "platform": platform.platform(), "loadavg_start": list(os.getloadavg())}
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def filler_keys(business: Any) -> tuple[set[str], set[str]]:
+    """(content keys, canonical texts) of the business's filler and second-filler phrases."""
+    from app.speech.canon import canon
+    from app.speech.keys import content_key
+
+    texts = {canon(t) for t in (*business.fillers, business.prompt("second_filler"))}
+    return {content_key(t, business.voice) for t in texts}, texts
+
+
+_URL_KEY = re.compile(r"/([0-9a-f]{64})\.wav(?:$|\?)")
+
+
+def answer_times(result: Any, keys: set[str], texts: set[str]) -> list[float | None]:
+    """Per caller turn: turn start -> the first audio that is not a filler (None if none played)."""
+    from app.speech.canon import canon
+
+    out: list[float | None] = []
+    for turn in result.turns:
+        found = None
+        for event in result.events:
+            if event.kind not in ("play", "say") or event.detail.get("system"):
+                continue
+            if not turn.start_s <= event.t < turn.end_s:
+                continue
+            if event.kind == "play":
+                match = _URL_KEY.search(str(event.detail.get("url", "")))
+                filler = bool(match and match.group(1) in keys)
+            else:
+                filler = canon(str(event.detail.get("text", ""))) in texts
+            if not filler:
+                found = event.t - turn.start_s
+                break
+        out.append(found)
+    return out
+
+
+def stats(values: Sequence[float | None]) -> dict[str, float | int | None]:
+    """p50 / p95 / max (seconds, 3 decimals) of the non-None values, and how many were None."""
+    real = [v for v in values if v is not None]
+    if not real:
+        return {"p50": None, "p95": None, "max": None, "n": 0, "missing": len(values)}
+    p50, p95 = np.percentile(real, [50, 95])
+    return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "max": round(float(max(real)), 3),
+            "n": len(real), "missing": len(values) - len(real)}
+
+
+def read_events(data_dir: Path) -> list[dict[str, Any]]:
+    events = []
+    for path in sorted((data_dir / "events").glob("turns-*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+    return events
+
+
+@dataclass
+class ArmRun:
+    """What one arm did (filled in by :func:`run_bench`)."""
+
+    arm: Arm
+    data_dir: Path
+    warm: dict[str, Any] = field(default_factory=dict)
+    results: list[Any] = field(default_factory=list)
+    dialogue_ids: list[str] = field(default_factory=list)
+    cpu_s: float = 0.0
+    rss_mb: list[float] = field(default_factory=list)
+    deepgram: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+def summarize(run: ArmRun, business: Any) -> dict[str, Any]:
+    keys, texts = filler_keys(business)
+    first, silence, answer, rows = [], [], [], []
+    failures: Counter[str] = Counter()
+    ended: Counter[str] = Counter()
+    for dialogue_id, result in zip(run.dialogue_ids, run.results):
+        ended[result.ended_by] += 1
+        for f in result.failures:
+            failures[f"{f.code} {f.where}{' fatal' if f.fatal else ''}"] += 1
+        for turn, to_answer in zip(result.turns, answer_times(result, keys, texts)):
+            first.append(turn.time_to_first_audio_s)
+            silence.append(turn.longest_silence_s)
+            answer.append(to_answer)
+            rows.append({"dialogue": dialogue_id, "turn": turn.index, "first_audio_s": turn.time_to_first_audio_s,
+                         "longest_silence_s": round(turn.longest_silence_s, 4), "answer_audio_s": to_answer,
+                         "fillers": len(turn.fillers), "hops": turn.hops, "failures": len(turn.failures)})
+    events = [e for e in read_events(run.data_dir) if e.get("turn") is not None and e.get("outcome") != "reprompt"]
+    n = len(events)
+    full = sum(1 for e in events if e.get("sentences") and all(s.get("hit") for s in e["sentences"]))
+    fallback = sum(1 for e in events if e.get("fallback"))
+    turns = len(first)
+    return {
+        "arm": run.arm.id,
+        "label": run.arm.label,
+        "business": {"rollout_percent": run.arm.rollout_percent, "instant_budget_ms": run.arm.instant_budget_ms,
+                     "splice": run.arm.splice, "mined_precompute": run.arm.mined},
+        "precompute": run.warm,
+        "calls": len(run.results),
+        "caller_turns": turns,
+        "time_to_first_audio_s": stats(first),
+        "longest_silence_s": stats(silence),
+        "time_to_answer_audio_s": stats(answer),
+        "server_turn_events": n,
+        "turns_fully_from_cache": round(full / n, 4) if n else None,
+        "fallback_rate": round(fallback / n, 4) if n else None,
+        "outcomes": dict(Counter(e.get("outcome") for e in events)),
+        "arms_logged": dict(Counter(e.get("arm") for e in events)),
+        "chars_live": sum(e.get("chars_live") or 0 for e in events),
+        "chars_cached": sum(e.get("chars_cached") or 0 for e in events),
+        "server_cpu_s": round(run.cpu_s, 3),
+        "server_cpu_s_per_turn": round(run.cpu_s / turns, 4) if turns else None,
+        "peak_rss_mb_per_worker": [round(r, 1) for r in run.rss_mb],
+        "deepgram": run.deepgram,
+        "failures": sum(failures.values()),
+        "failure_kinds": dict(failures),
+        "ended_by": dict(ended),
+        "wall_s": round(run.wall_s, 1),
+        "turns": rows,
+    }
+
+
+def goals(arms_summary: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The issue's goals, checked where the arms they need were run."""
+    out: dict[str, Any] = {}
+    full = arms_summary.get("warmline")
+    control = arms_summary.get("control")
+    plan = arms_summary.get("filler-after-ai")
+    if full:
+        p95 = full["longest_silence_s"]["p95"]
+        out["warmline_p95_longest_silence_le_0.7s"] = {"value": p95, "met": p95 is not None and p95 <= 0.7}
+    if control:
+        s = control["longest_silence_s"]
+        out["control_longest_silence_p50_p95"] = {"value": [s["p50"], s["p95"]], "reference": [1.6, 3.8]}
+    if full and plan:
+        a, b = full["time_to_answer_audio_s"]["p50"], plan["time_to_answer_audio_s"]["p50"]
+        out["warmline_p50_answer_le_filler_after_ai"] = {"value": [a, b], "met": a is not None and b is not None
+                                                         and a <= b}
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The per-arm table (rows: metrics, columns: arms) and the goals."""
+    arms_s = summary["arms"]
+    ids = list(arms_s)
+    rows: list[tuple[str, list[str]]] = [("", [arms_s[a]["label"] for a in ids])]
+    rows.append(("calls / caller turns", [f"{arms_s[a]['calls']} / {arms_s[a]['caller_turns']}" for a in ids]))
+    for metric, name in (("time_to_first_audio_s", "time to first audio"), ("longest_silence_s", "longest silence"),
+                         ("time_to_answer_audio_s", "time to answer audio")):
+        for q in ("p50", "p95", "max"):
+            rows.append((f"{name} {q} (s)", [_fmt(arms_s[a][metric][q]) for a in ids]))
+    rows.append(("turns fully from cache", [_pct(arms_s[a]["turns_fully_from_cache"]) for a in ids]))
+    rows.append(("fallback rate", [_pct(arms_s[a]["fallback_rate"]) for a in ids]))
+    rows.append(("server CPU s / turn", [_fmt(arms_s[a]["server_cpu_s_per_turn"]) for a in ids]))
+    rows.append(("peak RSS / worker (MB)",
+                 [" ".join(f"{r:.0f}" for r in arms_s[a]["peak_rss_mb_per_worker"]) or "-" for a in ids]))
+    rows.append(("live TTS requests", [str(arms_s[a]["deepgram"].get("requests_total", "-")) for a in ids]))
+    rows.append(("simulator failures", [str(arms_s[a]["failures"]) for a in ids]))
+    width0 = max(len(r[0]) for r in rows)
+    widths = [max(len(r[1][i]) for r in rows) for i in range(len(ids))]
+    lines = [f"{label:<{width0}}  " + "  ".join(f"{cell:>{w}}" for cell, w in zip(cells, widths))
+             for label, cells in rows]
+    lines.append("")
+    for name, goal in summary["goals"].items():
+        met = goal.get("met")
+        lines.append(f"{name}: {goal['value']}" + ("" if met is None else f"  {'MET' if met else 'NOT MET'}")
+                     + (f"  (reference {goal['reference']})" if "reference" in goal else ""))
+    return "\n".join(lines)
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
+    """Run the benchmark (see the module docstring); returns the summary (what ``--json`` writes)."""
+    from app.business import load_businesses
+    from simulator.deepgram_emulator import DeepgramEmulator
+    from simulator.demo import start_server, warm
+    from simulator.llm_emulator import LLMEmulator
+    from simulator.twilio_client import CallConfig, Knobs, MediaCache, format_transcript, run_call
+
+    out = out or sys.stdout
+
+    def say(msg: str) -> None:
+        print(msg, file=out, flush=True)
+
+    all_arms = arms(config.instant_budget_ms)
+    chosen_arms = [all_arms[a] for a in config.arms]
+    tmp = None
+    if config.work_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="warmline-bench-")
+        work = Path(tmp.name)
+    else:
+        work = Path(config.work_dir)
+        work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    info = machine()
+    emulators: list[Any] = []
+    servers: list[Any] = []
+    try:
+        train_lines, test = split_corpus(config.corpus, config.split)
+        train_path = work / "train.jsonl"
+        train_path.write_text("\n".join(train_lines) + "\n", encoding="utf-8")
+        dialogues = select_dialogues(test, config.dialogues, max_user_turns=config.max_user_turns, seed=config.seed)
+        say(f"corpus {config.corpus.name}: {len(train_lines)} dialogues mined, {len(test)} held out; "
+            f"{len(dialogues)} test dialogues ({sum(len(d.utterances()) for d in dialogues)} caller turns) per arm")
+        speaker: Any
+        if config.voice == "piper":
+            from app.speech.providers.piper import PiperProvider
+
+            speaker = PiperProvider()
+        else:
+            speaker = ToneSpeaker()
+        llm = LLMEmulator(api_key=LLM_KEY, responses=ReplayLLM(dialogues, min_ms=config.ai_min_ms,
+                                                               max_ms=config.ai_max_ms, seed=config.seed))
+        emulators.append(llm)
+        llm.start()
+
+        runs: dict[str, ArmRun] = {}
+        warm_dg = DeepgramEmulator(api_key=DEEPGRAM_KEY, ttfb_ms=0.0, per_char_ms=0.0, speaker=speaker)
+        warm_dg.start()
+        try:
+            for arm in chosen_arms:
+                data_dir = work / arm.id
+                data_dir.mkdir(parents=True, exist_ok=True)
+                toml = work / f"{arm.id}.toml"
+                toml.write_text(business_toml(arm), encoding="utf-8")
+                cfg: dict[str, Any] = {"env": "testing", "data_dir": data_dir, "businesses": toml,
+                                       "twilio_auth_token": TOKEN, "deepgram_api_key": DEEPGRAM_KEY,
+                                       "deepgram_url": warm_dg.base_url, "llm_url": llm.base_url,
+                                       "llm_api_key": LLM_KEY}
+                if config.min_count is not None:
+                    cfg["precompute_min_count"] = config.min_count
+                t0 = time.monotonic()
+                summary = warm(cfg, corpus=train_path if arm.mined else None,
+                               budget_chars=config.budget_chars if arm.mined else None)
+                kept = {k: summary[k] for k in ("planned", "new", "failed", "chars")}
+                runs[arm.id] = ArmRun(arm, data_dir, warm=kept)
+                say(f"  {arm.id}: precomputed {summary['new']} clips ({summary['chars']} chars, "
+                    f"{summary['failed']} failed) in {time.monotonic() - t0:.1f} s")
+        finally:
+            warm_dg.stop()
+
+        servers_by_arm: dict[str, Any] = {}
+        dgs: dict[str, Any] = {}
+        for arm in chosen_arms:
+            dg = DeepgramEmulator(api_key=DEEPGRAM_KEY, ttfb_ms=config.deepgram_ttfb_ms + config.upload_ms,
+                                  per_char_ms=config.deepgram_per_char_ms, jitter_ms=config.deepgram_jitter_ms,
+                                  seed=config.seed, speaker=speaker)
+            dg.start()
+            emulators.append(dg)
+            dgs[arm.id] = dg
+
+        def boot(arm: Arm) -> None:
+            env = {"WARMLINE_BUSINESSES": str(work / f"{arm.id}.toml"), "WARMLINE_TWILIO_AUTH_TOKEN": TOKEN,
+                   "WARMLINE_DEEPGRAM_URL": dgs[arm.id].base_url, "WARMLINE_DEEPGRAM_API_KEY": DEEPGRAM_KEY,
+                   "WARMLINE_LLM_URL": llm.base_url, "WARMLINE_LLM_API_KEY": LLM_KEY, "WARMLINE_LLM_MODEL": "replay"}
+            if config.hop_s is not None:
+                env["WARMLINE_HOP_S"] = f"{config.hop_s:g}"
+            server = start_server(runs[arm.id].data_dir, env, workers=config.workers, threads=config.threads)
+            servers_by_arm[arm.id] = server
+            servers.append(server)  # stopped in the finally below, even if another arm's server fails
+
+        with ThreadPoolExecutor(max_workers=len(chosen_arms)) as boots:
+            for future in [boots.submit(boot, arm) for arm in chosen_arms]:
+                future.result()
+
+        def pids(server: Any) -> list[int]:
+            return [server.proc.pid, *server.worker_pids()]
+
+        cpu_before = {a: sum(proc_cpu_s(p) for p in pids(s)) for a, s in servers_by_arm.items()}
+        knobs = Knobs(network_rtt_ms=config.rtt_ms, media_fetch_ms=config.media_fetch_ms,
+                      media_cached_ms=config.media_cached_ms)
+        say(f"placing {len(dialogues)} calls per arm, {config.concurrency} at a time per arm, "
+            f"clock speed {config.speed:g}x, arms side by side: {', '.join(a.id for a in chosen_arms)}")
+
+        def run_arm(arm: Arm) -> None:
+            server = servers_by_arm[arm.id]
+            cache = MediaCache()
+            run = runs[arm.id]
+            t0 = time.monotonic()
+
+            def one(i: int, dialogue: Dialogue) -> Any:
+                if i < config.concurrency and config.stagger_s > 0:
+                    time.sleep(i * config.stagger_s)
+                call = CallConfig(base_url=server.base_url, business_id=arm.id, auth_token=TOKEN,
+                                  script=dialogue.utterances(), knobs=knobs, speed=config.speed, media_cache=cache)
+                with httpx.Client(trust_env=False, limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE_S)) as client:
+                    return run_call(call, client=client)
+
+            with ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix=f"call-{arm.id}") as pool:
+                futures = [pool.submit(one, i, d) for i, d in enumerate(dialogues)]
+                run.results = [f.result() for f in futures]
+            run.dialogue_ids = [d.id for d in dialogues]
+            run.wall_s = time.monotonic() - t0
+            if config.transcripts is not None:
+                folder = config.transcripts / arm.id
+                folder.mkdir(parents=True, exist_ok=True)
+                for i, (d, result) in enumerate(zip(dialogues, run.results)):
+                    text = f"dialogue {d.id}\n" + format_transcript(result)
+                    (folder / f"{i:03d}.txt").write_text(text + "\n", encoding="utf-8")
+
+        with ThreadPoolExecutor(max_workers=len(chosen_arms), thread_name_prefix="arm") as side_by_side:
+            for future in [side_by_side.submit(run_arm, arm) for arm in chosen_arms]:
+                future.result()
+        time.sleep(0.5)  # let the last status callbacks' turn events land
+        for arm_id, server in servers_by_arm.items():
+            runs[arm_id].cpu_s = sum(proc_cpu_s(p) for p in pids(server)) - cpu_before[arm_id]
+            runs[arm_id].rss_mb = [vm_hwm_mb(p) for p in server.worker_pids()]
+            runs[arm_id].deepgram = {k: v for k, v in dgs[arm_id].stats().items()
+                                     if k in ("requests_total", "by_status", "max_in_flight", "chars_total")}
+        info["loadavg_end"] = list(os.getloadavg())
+        result_arms = {}
+        for arm in chosen_arms:
+            business = load_businesses(work / f"{arm.id}.toml").get(arm.id)
+            result_arms[arm.id] = summarize(runs[arm.id], business)
+        summary = {
+            "config": config.to_dict(),
+            "machine": info,
+            "dialogues": [d.id for d in dialogues],
+            "llm_unknown_dialogues": llm.responses.unknown,
+            "arms": result_arms,
+            "wall_s": round(time.monotonic() - started, 1),
+        }
+        summary["goals"] = goals(result_arms)
+        return summary
+    finally:
+        for server in servers:
+            server.stop()
+        for emulator in emulators:
+            emulator.stop()
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _range(raw: str) -> tuple[float, float]:
+    lo, _, hi = raw.partition(",")
+    a, b = float(lo), float(hi or lo)
+    if not 0 <= a <= b:
+        raise argparse.ArgumentTypeError(f"need 0 <= MIN <= MAX, got {raw!r}")
+    return a, b
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    d = BenchConfig()
+    p = argparse.ArgumentParser(prog="python -m simulator bench", description=__doc__.split("\n")[0])
+    p.add_argument("--corpus", type=Path, default=d.corpus, help="dialogues (JSONL)")
+    p.add_argument("--split", type=float, default=d.split, help="fraction of dialogues mined; the rest is traffic")
+    p.add_argument("--dialogues", type=int, default=d.dialogues, help="dialogues (calls) per arm")
+    p.add_argument("--concurrency", type=int, default=d.concurrency, help="concurrent calls per arm")
+    p.add_argument("--speed", type=float, default=d.speed, help="simulated clock speed (1 = real time; inf = no waits)")
+    p.add_argument("--max-user-turns", type=int, default=d.max_user_turns, help="longest dialogue used (<= 10)")
+    p.add_argument("--ai-ms", type=_range, default=(d.ai_min_ms, d.ai_max_ms), metavar="MIN,MAX",
+                   help="AI latency, uniform")
+    p.add_argument("--deepgram-ttfb-ms", type=float, default=d.deepgram_ttfb_ms)
+    p.add_argument("--deepgram-per-char-ms", type=float, default=d.deepgram_per_char_ms)
+    p.add_argument("--deepgram-jitter-ms", type=float, default=d.deepgram_jitter_ms)
+    p.add_argument("--upload-ms", type=float, default=d.upload_ms, help="store upload per new clip (added to TTS)")
+    p.add_argument("--instant-budget-ms", type=int, default=d.instant_budget_ms, help="full Warmline's instant budget")
+    p.add_argument("--hop-s", type=float, default=None,
+                   help="the server's longest wait per tts-ready hop before a second filler (default: the product's)")
+    p.add_argument("--budget-chars", type=int, default=None, help="mined precompute budget (default: the product's)")
+    p.add_argument("--min-count", type=int, default=None, help="mined precompute min count (default: the product's)")
+    p.add_argument("--rtt-ms", type=float, default=d.rtt_ms, help="network round trip Twilio <-> server")
+    p.add_argument("--media-fetch-ms", type=float, default=d.media_fetch_ms, help="Twilio's first fetch of a clip")
+    p.add_argument("--stagger-s", type=float, default=d.stagger_s, help="gap between the first calls' starts")
+    p.add_argument("--workers", type=int, default=d.workers, help="gunicorn workers per arm")
+    p.add_argument("--threads", type=int, default=d.threads, help="gunicorn threads per worker")
+    p.add_argument("--voice", choices=("model", "piper"), default=d.voice,
+                   help="what the Deepgram emulator speaks with: a tone at Piper's rate, or Piper")
+    p.add_argument("--arms", default=",".join(d.arms), help="comma-separated subset of " + ", ".join(arms()))
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--work-dir", type=Path, help="keep data dirs and logs here (default: a temporary dir)")
+    p.add_argument("--json", type=Path, help="write the summary as JSON here")
+    p.add_argument("--transcripts", type=Path, help="write every call's transcript under this directory")
+    a = p.parse_args(argv)
+    chosen = tuple(x for x in a.arms.split(",") if x)
+    unknown = [x for x in chosen if x not in arms()]
+    if unknown or not chosen:
+        p.error(f"--arms: unknown {unknown}; choose from {', '.join(arms())}")
+    if not a.speed > 0:
+        p.error("--speed must be positive")
+    if not 0 < a.split < 1:
+        p.error("--split must be between 0 and 1")
+    config = replace(d, corpus=a.corpus, split=a.split, dialogues=a.dialogues, concurrency=a.concurrency,
+                     speed=a.speed, max_user_turns=a.max_user_turns, ai_min_ms=a.ai_ms[0], ai_max_ms=a.ai_ms[1],
+                     deepgram_ttfb_ms=a.deepgram_ttfb_ms, deepgram_per_char_ms=a.deepgram_per_char_ms,
+                     deepgram_jitter_ms=a.deepgram_jitter_ms, upload_ms=a.upload_ms,
+                     instant_budget_ms=a.instant_budget_ms, hop_s=a.hop_s, budget_chars=a.budget_chars,
+                     min_count=a.min_count,
+                     rtt_ms=a.rtt_ms, media_fetch_ms=a.media_fetch_ms, stagger_s=a.stagger_s, workers=a.workers,
+                     threads=a.threads, voice=a.voice, arms=chosen, seed=a.seed, work_dir=a.work_dir,
+                     transcripts=a.transcripts)
+    summary = run_bench(config)
+    summary["command"] = " ".join(["python -m simulator bench", *(argv if argv is not None else sys.argv[2:])])
+    print()
+    print(format_table(summary))
+    print(f"\n{summary['wall_s']:.0f} s; machine: {summary['machine']['nproc']} x {summary['machine']['cpu_model']}, "
+          f"load average {summary['machine']['loadavg_start'][0]:.1f} -> {summary['machine']['loadavg_end'][0]:.1f}")
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {a.json}")
+    return 0

@@ -1,0 +1,136 @@
+"""The benchmark's code path, tiny and fast: 2 dialogues per arm, no waits, no latency.
+
+Not a timing test: it proves the three arms are wired as the issue describes (control = the
+blocking flow, filler-after-AI = always a filler and whole-response clips, full Warmline =
+sentence clips plus a mined precompute) and that every number in the table comes from a real run.
+Also unit tests of the pieces the numbers depend on (the replayed AI, answer-audio timing).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from app.speech.canon import canon
+from app.speech.keys import content_key
+from app.speech.pieces import split_pieces
+from app.speech.voices import Voice
+from simulator.bench import (
+    CORPUS,
+    BenchConfig,
+    ReplayLLM,
+    answer_times,
+    format_table,
+    read_events,
+    replies,
+    run_bench,
+    select_dialogues,
+    split_corpus,
+)
+from simulator.corpus import Dialogue, Turn
+from simulator.timeline import CallResult, Timeline
+
+pytestmark = pytest.mark.slow
+
+
+def _dialogue(did: str, *lines: tuple[str, str]) -> Dialogue:
+    return Dialogue(id=did, turns=tuple(Turn(speaker, text) for speaker, text in lines))
+
+
+def test_replay_llm_answers_by_first_utterance_and_position_with_the_same_latency_in_every_arm():
+    d1 = _dialogue("d1", ("user", "I need a table."), ("system", "For how many?"), ("user", "Two."),
+                   ("system", "Booked."), ("system", "Anything else?"))
+    d2 = _dialogue("d2", ("user", "Find me a hotel!"), ("system", "Which city?"))
+    slept: list[float] = []
+    llm = ReplayLLM([d1, d2], min_ms=500, max_ms=1500, seed=3, sleep=slept.append)
+
+    def ask(*users: str) -> str:
+        messages = [{"role": "system", "content": "prompt"}]
+        for i, text in enumerate(users):
+            if i:
+                messages.append({"role": "assistant", "content": "..."})
+            messages.append({"role": "user", "content": text})
+        return llm({"messages": messages})
+
+    assert ask("i need a TABLE") == "For how many?"
+    assert ask("I need a table.", "Two.") == "Booked. Anything else? [END]"
+    assert ask("Find me a hotel") == "Which city? [END]"
+    assert ask("Something else") == "Sorry, I didn't catch that. Could you say it again?"
+    assert llm.unknown == 1
+    assert len(slept) == 3 and all(0.5 <= s <= 1.5 for s in slept)
+    again: list[float] = []
+    other_arm = ReplayLLM([d1, d2], min_ms=500, max_ms=1500, seed=3, sleep=again.append)
+    other_arm({"messages": [{"role": "user", "content": "Find me a hotel"}]})
+    other_arm({"messages": [{"role": "user", "content": "I need a table."}]})
+    assert again == [slept[2], slept[0]]
+
+
+def test_answer_time_counts_a_ready_prefix_as_answer_not_filler():
+    voice = Voice("deepgram", "aura-2-thalia-en")
+    filler_key = content_key(canon("One moment, please."), voice)
+    base = "http://x/cdn/tts/v1/deepgram-aura-2-thalia-en"
+    t = Timeline()
+    t.add(0.0, "play", 2.0, url=f"{base}/aa/{'a' * 64}.wav", answer=True, system=False)  # greeting
+    t.add(2.0, "speak", 1.0, text="hi")
+    t.add(3.0, "webhook", 0.4, via="gather")
+    t.add(3.4, "play", 1.0, url=f"{base}/{filler_key[:2]}/{filler_key}.wav", answer=False, system=False)
+    t.add(4.4, "webhook", 0.5, via="redirect")
+    t.add(4.9, "play", 2.0, url=f"{base}/bb/{'b' * 64}.wav", answer=False, system=False)  # ready prefix
+    t.add(6.9, "webhook", 0.1, via="redirect")
+    t.add(7.0, "play", 1.0, url=f"{base}/cc/{'c' * 64}.wav", answer=True, system=False)
+    t.add(8.0, "hangup", reason="hangup")
+    turns = t.turns()
+    result = CallResult("CA" + "0" * 32, "b", math.inf, "hangup", 8.0, t.events, turns[0], turns[1:], [], [], [])
+    assert result.turns[0].time_to_answer_audio_s == pytest.approx(4.0)  # the timeline's own rule
+    assert answer_times(result, {filler_key}, {canon("One moment, please.")}) == [pytest.approx(1.9)]
+
+
+def test_three_arms_run_side_by_side_on_the_same_dialogues(tmp_path: Path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(CORPUS.read_text(encoding="utf-8").splitlines(keepends=True)[:60]), encoding="utf-8")
+    config = BenchConfig(corpus=corpus, dialogues=2, concurrency=2, speed=math.inf, ai_min_ms=0, ai_max_ms=0,
+                         deepgram_ttfb_ms=0, deepgram_per_char_ms=0, deepgram_jitter_ms=0, upload_ms=0, min_count=1,
+                         stagger_s=0, work_dir=tmp_path / "work", transcripts=tmp_path / "transcripts")
+    _, test = split_corpus(corpus, config.split)
+    dialogues = select_dialogues(test, 2, max_user_turns=config.max_user_turns, seed=config.seed)
+    turns = sum(len(d.utterances()) for d in dialogues)
+    answers = [text for d in dialogues for text in replies(d)]
+
+    summary = run_bench(config, out=io.StringIO())
+
+    arms = summary["arms"]
+    assert list(arms) == ["control", "filler-after-ai", "warmline"]
+    assert summary["dialogues"] == [d.id for d in dialogues]
+    assert summary["llm_unknown_dialogues"] == 0
+    for arm in arms.values():
+        assert arm["calls"] == 2 and arm["caller_turns"] == turns and arm["server_turn_events"] == turns
+        assert arm["failures"] == 0 and arm["ended_by"] == {"hangup": 2}
+        assert arm["time_to_first_audio_s"]["n"] == turns and arm["time_to_answer_audio_s"]["missing"] == 0
+        assert arm["server_cpu_s"] > 0 and len(arm["peak_rss_mb_per_worker"]) == 2
+        assert all(mb > 20 for mb in arm["peak_rss_mb_per_worker"])
+        assert len(list((tmp_path / "transcripts" / arm["arm"]).glob("*.txt"))) == 2
+    assert arms["control"]["outcomes"] == {"control": turns} and arms["control"]["arms_logged"] == {"control": turns}
+    assert arms["filler-after-ai"]["outcomes"] == {"filler": turns}  # instant budget 0: never instant
+    assert arms["warmline"]["arms_logged"] == {"warmline": turns}
+    # Whole-response clips in the first two arms, sentence clips in full Warmline -- exactly.
+    events = {arm: read_events(tmp_path / "work" / arm) for arm in arms}
+    pieces = {arm: sum(len(e["sentences"]) for e in events[arm]) for arm in arms}
+    assert pieces["control"] == pieces["filler-after-ai"] == turns
+    assert pieces["warmline"] == sum(len(split_pieces(a, "sentence")) for a in answers)
+    # Only full Warmline mined the (disjoint) training dialogues; every arm has the fixed phrases.
+    fixed = arms["control"]["precompute"]["new"]
+    assert arms["filler-after-ai"]["precompute"]["new"] == fixed
+    assert arms["warmline"]["precompute"]["new"] > fixed
+    for arm in arms:  # every live synthesis the server logged is one request to its Deepgram emulator
+        synthesized = sum(1 for e in events[arm] for p in e["sentences"] if p["source"] == "synth")
+        assert arms[arm]["deepgram"]["requests_total"] == synthesized
+
+    json.loads(json.dumps(summary, allow_nan=False))
+    table = format_table(summary)
+    for label in ("control (blocking)", "filler-after-AI", "full Warmline", "turns fully from cache",
+                  "server CPU s / turn", "warmline_p95_longest_silence_le_0.7s"):
+        assert label in table
