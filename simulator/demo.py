@@ -105,10 +105,10 @@ def warm(config: dict[str, Any], *, corpus: Path | None = None, budget_chars: in
 
 
 def start_server(data_dir: Path, env: dict[str, str], *, workers: int = 2, threads: int = 8):
-    """A started gunicorn (``tests.server_support.GunicornServer``) serving ``data_dir`` with ``env``."""
+    """A started gunicorn (``simulator.server.GunicornServer``) serving ``data_dir`` with ``env``."""
     if str(ROOT) not in sys.path:  # tests/ is a package at the project root
         sys.path.insert(0, str(ROOT))
-    from tests.server_support import GunicornServer
+    from simulator.server import GunicornServer
 
     return GunicornServer(data_dir, env=env, workers=workers, threads=threads).start(timeout=60.0)
 

@@ -4,7 +4,7 @@
 
 What runs (all on loopback, all started and stopped here):
 
-* **gunicorn** (``tests.server_support.GunicornServer``: 2 gthread workers) serving one business
+* **gunicorn** (``simulator.server.GunicornServer``: 2 gthread workers) serving one business
   whose voice is Deepgram (``aura-2-thalia-en``), with the fixed phrases (greeting, fillers,
   prompts) precomputed first, as the nightly job would have.
 * **Deepgram**: ``simulator.deepgram_emulator`` with ``--fault-rate`` of requests failing in one of

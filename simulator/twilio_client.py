@@ -313,7 +313,9 @@ class SimulatedCall:
         self._ran = True
         owns_client = self._client is None
         if owns_client:
-            self._client = httpx.Client(trust_env=False)
+            # Drop idle connections well before gunicorn's 5 s keep-alive closes them (a request
+            # racing that close fails like Twilio's 11205, which Twilio itself would retry).
+            self._client = httpx.Client(trust_env=False, limits=httpx.Limits(keepalive_expiry=2.0))
         try:
             return self._run()
         finally:
