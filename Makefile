@@ -37,8 +37,8 @@ bench: venv
 demo: venv
 	$(PY) -m simulator demo
 
-soak: venv system-deps
-	$(PY) -m simulator soak
+soak: venv
+	$(PY) -m simulator soak --calls 100 --minutes 10 --fault-rate 0.05 --kill-every 60
 
 clean:
 	rm -rf var test-artifacts .pytest_cache
