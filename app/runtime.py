@@ -72,7 +72,22 @@ class Runtime:
     def synthesizer(self):
         from app.speech.synthesizer import Synthesizer
 
-        return Synthesizer(store=self.store, index=self.index, providers=self.providers)
+        return Synthesizer(store=self.store, index=self.index, providers=self.providers, spool=self.spool)
+
+    @property
+    def edge_base_url(self) -> str:
+        """The public base of this app's own ``/cdn`` edge (absolute when ``public_url`` is set)."""
+        s = self.settings
+        return s.public_url.rstrip("/") + "/cdn" if s.public_url else "/cdn"
+
+    @cached_property
+    def spool(self):
+        """Where clips wait, served by this host's edge, while a remote store cannot take them (None for the local store)."""
+        if self.settings.store == "local":
+            return None
+        from cdn.spool import Spool
+
+        return Spool(self.data_dir / "spool", self.edge_base_url)
 
     @cached_property
     def state(self):

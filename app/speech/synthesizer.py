@@ -3,25 +3,48 @@
 ``clip()`` is the one way audio is made and published:
 
     canon(text) -> key -> index hit?  -> URL, with no network request at all
+                       -> spooled here? -> local URL (the store was away when it was made)
                        -> (singleflight lock on the key, across threads and processes)
                           already in the store? -> index it -> URL
-                          provider.synthesize -> validate -> store.put (create-only) -> index -> URL
+                          provider.synthesize (retried) -> validate -> store.put (create-only) -> index -> URL
+                                                                    store away? -> spool -> local URL
+
+A live turn passes a ``deadline`` (epoch seconds) and the business's ``fallbacks``: retryable
+failures (429, 5xx, timeouts, cut-off or non-audio bodies) are retried with exponential backoff
+and full jitter while time remains, every provider call and store call is bounded by the time
+left (a call that does not return in time is abandoned on its daemon thread), and when the
+voice cannot make it, the next fallback voice is tried, keeping ``fallback_reserve_s`` for it.
+Without a deadline (precompute, the CLI) a clip is one attempt, as a batch job retries later.
 
 Safe across threads and processes: a per-process lock per key keeps threads of one worker from
-spinning, and a diskcache lock in the shared key index keeps workers of one host from
-synthesizing the same key twice. Across hosts, the create-only store makes a duplicate
-synthesis harmless (same key, same bytes, first writer wins).
+spinning, and a lock in the shared key index keeps workers of one host from synthesizing the
+same key twice (waited for only until the deadline: a duplicate synthesis is harmless). Across
+hosts, the create-only store makes a duplicate synthesis harmless (same key, same bytes, first
+writer wins). Nothing that failed validation is ever published, spooled or indexed.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import sqlite3
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
-from app.errors import InvalidText, ObjectNotFound, StateError, SynthesisRejected
+from app.errors import (
+    InvalidAudio,
+    InvalidText,
+    ObjectNotFound,
+    SpeechError,
+    StateError,
+    StoreError,
+    StoreUnavailable,
+    SynthesisRejected,
+    SynthesisRetryable,
+)
 from app.speech.canon import canon, is_speakable
 from app.speech.keys import content_key, object_name
 from app.speech.providers.base import TTSProvider
@@ -33,11 +56,19 @@ from cdn.store import AudioStore
 log = logging.getLogger("warmline.synth")
 
 MAX_CLIP_CHARS = 2000
+DEFAULT_STORE_TIMEOUT_S = 2.0
+STORE_AWAY_S = 10.0
+INDEX_LOG_EVERY_S = 60.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Clip:
-    """A published clip. ``source`` is where it came from this time: "index", "store" or "synth"."""
+    """A playable clip. ``source`` is where it came from this time: "index", "store", "spool" or "synth".
+
+    ``voice`` is the slug of the voice that speaks it (a fallback voice when ``fallback``);
+    ``spooled`` means the URL is this host's edge because the store could not take it yet.
+    """
 
     key: str
     name: str
@@ -46,6 +77,10 @@ class Clip:
     duration_s: float
     source: str
     synth_ms: float = 0.0
+    voice: str = ""
+    fallback: bool = False
+    spooled: bool = False
+    attempts: int = 0
 
     @property
     def hit(self) -> bool:
@@ -57,8 +92,39 @@ class Clip:
         return len(self.text)
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a live turn retries one voice: ``attempts`` in all, sleeping a uniform random time in
+    ``[0, min(cap_s, base_s * 2**(n-1))]`` after failure n (exponential backoff, full jitter).
+    A retry is not started unless ``min_attempt_s`` remain before the voice's deadline."""
+
+    attempts: int = 3
+    base_s: float = 0.1
+    cap_s: float = 1.0
+    min_attempt_s: float = 0.3
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def delay(self, failures: int) -> float:
+        return self.rng.uniform(0.0, min(self.cap_s, self.base_s * 2 ** (failures - 1)))
+
+
+class _Abandoned(Exception):
+    """A bounded call did not return in time (translated by the caller)."""
+
+
 class Synthesizer:
-    """Publishes clips through ``store``, remembering them in ``index``. Thread- and process-safe."""
+    """Publishes clips through ``store``, remembering them in ``index``. Thread- and process-safe.
+
+    ``spool``: where clips wait when the store fails or is slower than ``store_timeout_s``
+    (seconds; defaults to DEFAULT_STORE_TIMEOUT_S when there is a spool, unbounded without).
+    After a store failure the live path leaves the store alone for ``store_away_s`` seconds
+    (clips go straight to the spool; the drainer keeps trying), so an outage costs one timeout,
+    not one per clip.
+    ``retry``: the live-turn retry policy. ``fallback_reserve_s``: time kept for the next
+    fallback voice when a voice's retries run long. ``max_detached``: how many abandoned calls
+    (a hung provider or store) may still be running on daemon threads before new bounded
+    calls fail at once instead of piling up.
+    """
 
     def __init__(
         self,
@@ -67,13 +133,33 @@ class Synthesizer:
         index: KeyIndex | None,
         providers: Mapping[str, TTSProvider],
         lock_expire_s: float = 60.0,
+        spool: Any | None = None,
+        store_timeout_s: float | None = None,
+        retry: RetryPolicy | None = None,
+        fallback_reserve_s: float = 1.5,
+        max_detached: int = 32,
+        store_away_s: float = STORE_AWAY_S,
     ) -> None:
         self.store = store
         self.index = index
         self.providers = dict(providers)
         self.lock_expire_s = lock_expire_s
+        self.spool = spool
+        self.store_timeout_s = store_timeout_s if store_timeout_s is not None else (
+            DEFAULT_STORE_TIMEOUT_S if spool is not None else None)
+        self.retry = retry or RetryPolicy()
+        self.fallback_reserve_s = fallback_reserve_s
+        self.store_away_s = store_away_s
+        self._store_away_until = 0.0
         self._guard = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
+        self._slots = threading.BoundedSemaphore(max_detached)
+        self._index_logged = 0.0
+        self.drainer = None
+        if spool is not None:
+            from cdn.spool import SpoolDrainer
+
+            self.drainer = SpoolDrainer(spool, store, index)
 
     @staticmethod
     def prepare(text: str) -> str:
@@ -86,62 +172,241 @@ class Synthesizer:
         return spoken
 
     def lookup(self, text: str, voice: Voice) -> Clip | None:
-        """The indexed clip for ``text`` in ``voice``, or None. Never touches the network."""
+        """The indexed (or spooled) clip for ``text`` in ``voice``, or None. Never touches the network."""
         spoken = self.prepare(text)
         key = content_key(spoken, voice)
-        entry = self._index_get(key)
-        if entry is None:
-            return None
-        return Clip(key, entry.name, entry.url, spoken, entry.duration_s, "index")
-
-    def clip(self, text: str, voice: Voice) -> Clip:
-        """Return the published clip of ``text`` in ``voice``, synthesizing and publishing it if needed.
-
-        Raises InvalidText, SynthesisFailed (retryable or not), InvalidAudio or StoreError; on any
-        error nothing is published or indexed.
-        """
-        hit = self.lookup(text, voice)
-        if hit is not None:
-            return hit
-        spoken = self.prepare(text)
-        key = content_key(spoken, voice)
-        with self._key_lock(key):
-            lock = self._shared_lock(key)
-            if lock is not None:
-                lock.acquire()
-            try:
-                return self._fill(key, spoken, voice)
-            finally:
-                if lock is not None:
-                    lock.release()
-
-    def _fill(self, key: str, spoken: str, voice: Voice) -> Clip:
         entry = self._index_get(key)
         if entry is not None:
-            return Clip(key, entry.name, entry.url, spoken, entry.duration_s, "index")
-        name = object_name(key, voice)
-        if self.store.exists(name):
+            return Clip(key, entry.name, entry.url, spoken, entry.duration_s, "index", voice=voice.slug)
+        return self._spooled(key, spoken, voice)
+
+    def clip(self, text: str, voice: Voice, *, deadline: float | None = None,
+             fallbacks: Sequence[Voice] = ()) -> Clip:
+        """Return the published clip of ``text`` in ``voice`` (or in a fallback voice), synthesizing if needed.
+
+        ``deadline`` (epoch seconds) bounds the whole call, retries included; None means one
+        attempt per voice with no time bound. ``fallbacks`` are tried in order when ``voice``
+        fails. Raises InvalidText at once; otherwise, when every voice failed, the error of
+        ``voice`` itself (SynthesisFailed, InvalidAudio or StoreError). On any error nothing
+        is published, spooled or indexed.
+        """
+        spoken = self.prepare(text)
+        if self.drainer is not None:
+            self.drainer.poke()
+        chain = [voice, *(v for v in fallbacks if v != voice)]
+        first_error: Exception | None = None
+        for i, current in enumerate(chain):
+            until = deadline
+            if deadline is not None and i < len(chain) - 1:
+                until = deadline - self.fallback_reserve_s
             try:
-                data = self.store.get(name)
-            except ObjectNotFound:
-                data = None
-            if data is not None:
-                duration = validate_ulaw_wav(data, voice.sample_rate)
-                url = self.store.url(name)
-                self._index_put(key, IndexEntry(url, name, len(data), duration, "store", time.time()))
-                return Clip(key, name, url, spoken, duration, "store")
+                clip = self._clip_one(spoken, current, until, bounded=i < len(chain) - 1)
+            except InvalidText:
+                raise
+            except (SpeechError, StoreError) as exc:
+                first_error = first_error or exc
+                if i < len(chain) - 1:
+                    log.warning("voice %s failed (%s: %s); trying fallback voice %s",
+                                current.slug, type(exc).__name__, exc, chain[i + 1].slug)
+                continue
+            if i:
+                log.warning("spoke key=%s in fallback voice %s", clip.key[:12], current.slug)
+                return replace(clip, fallback=True)
+            return clip
+        assert first_error is not None
+        raise first_error
+
+    # --- one voice -----------------------------------------------------------------------------
+    def _clip_one(self, spoken: str, voice: Voice, until: float | None, *, bounded: bool) -> Clip:
+        """The clip in one voice. ``until`` decides whether a failed attempt is retried; with
+        ``bounded`` each attempt is also cut off at ``until`` (a fallback voice is waiting). The
+        last voice of a chain is not cut off: if it finishes after the turn's deadline, the caller
+        has heard ``<Say>`` but the clip is published for the next caller."""
+        key = content_key(spoken, voice)
+        entry = self._index_get(key)
+        if entry is not None:
+            return Clip(key, entry.name, entry.url, spoken, entry.duration_s, "index", voice=voice.slug)
+        spooled = self._spooled(key, spoken, voice)
+        if spooled is not None:
+            return spooled
         provider = self.providers.get(voice.provider)
         if provider is None:
             raise SynthesisRejected(f"no provider {voice.provider!r} is configured")
+        if bounded and until is not None and until - time.time() < self.retry.min_attempt_s:
+            raise SynthesisRetryable(f"no time left for voice {voice.slug}")
+        key_lock = self._key_lock(key)
+        wait_s = max(0.0, until - self.retry.min_attempt_s - time.time()) if bounded and until is not None else -1
+        if not key_lock.acquire(timeout=wait_s):
+            raise SynthesisRetryable(f"another thread is still synthesizing {key[:12]} in voice {voice.slug}")
+        try:
+            release = self._shared_lock(key, until if bounded else None)
+            try:
+                return self._fill(key, spoken, voice, provider, until, bounded)
+            finally:
+                release()
+        finally:
+            key_lock.release()
+
+    def _fill(self, key: str, spoken: str, voice: Voice, provider: TTSProvider, until: float | None,
+              bounded: bool) -> Clip:
+        entry = self._index_get(key)
+        if entry is not None:
+            return Clip(key, entry.name, entry.url, spoken, entry.duration_s, "index", voice=voice.slug)
+        spooled = self._spooled(key, spoken, voice)
+        if spooled is not None:
+            return spooled
+        name = object_name(key, voice)
+        published = self._from_store(key, name, spoken, voice, until)
+        if published is not None:
+            return published
         started = time.perf_counter()
-        data = provider.synthesize(spoken, voice)
+        data, attempts = self._synthesize(provider, spoken, voice, until, bounded)
         synth_ms = (time.perf_counter() - started) * 1000
         duration = validate_ulaw_wav(data, voice.sample_rate)
-        url = self.store.put(name, data)
-        self._index_put(key, IndexEntry(url, name, len(data), duration, provider.name, time.time()))
-        log.info("synthesized key=%s chars=%d ms=%.0f provider=%s", key[:12], len(spoken), synth_ms, provider.name)
-        return Clip(key, name, url, spoken, duration, "synth", synth_ms)
+        url, spooled_now = self._publish(name, data, until)
+        if not spooled_now:
+            self._index_put(key, IndexEntry(url, name, len(data), duration, provider.name, time.time()))
+        log.info("synthesized key=%s chars=%d ms=%.0f provider=%s attempts=%d%s", key[:12], len(spoken), synth_ms,
+                 provider.name, attempts, " spooled" if spooled_now else "")
+        return Clip(key, name, url, spoken, duration, "synth", synth_ms, voice=voice.slug, spooled=spooled_now,
+                    attempts=attempts)
 
+    def _from_store(self, key: str, name: str, spoken: str, voice: Voice, until: float | None) -> Clip | None:
+        """The clip if the store already holds it (then indexed); None if absent or the store is away."""
+        if self._store_away():
+            return None
+        try:
+            if not self._bounded(lambda: self.store.exists(name), self._store_timeout(until), "store.exists"):
+                return None
+            data = self._bounded(lambda: self.store.get(name), self._store_timeout(until), "store.get")
+        except ObjectNotFound:
+            return None
+        except (StoreUnavailable, _Abandoned) as exc:
+            if self.spool is None:
+                raise _as_store_error(exc) from exc
+            self._mark_store_away(exc)
+            log.warning("store unavailable while looking up %s (%s); synthesizing", name, exc)
+            return None
+        duration = validate_ulaw_wav(data, voice.sample_rate)
+        url = self.store.url(name)
+        self._index_put(key, IndexEntry(url, name, len(data), duration, "store", time.time()))
+        return Clip(key, name, url, spoken, duration, "store", voice=voice.slug)
+
+    def _synthesize(self, provider: TTSProvider, spoken: str, voice: Voice, until: float | None,
+                    bounded: bool) -> tuple[bytes, int]:
+        """The provider's audio, validated; retried (live turns only) while the deadline allows."""
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                timeout = until - time.time() if bounded and until is not None else None
+                data = self._bounded(lambda: provider.synthesize(spoken, voice), timeout,
+                                     f"{provider.name}.synthesize")
+                validate_ulaw_wav(data, voice.sample_rate)
+                return data, attempts
+            except _Abandoned as exc:
+                error: SpeechError = SynthesisRetryable(f"{provider.name} gave no audio in time: {exc}")
+            except (SynthesisRetryable, InvalidAudio) as exc:
+                error = exc
+            if until is None or attempts >= self.retry.attempts:
+                raise error
+            delay = self.retry.delay(attempts)
+            if time.time() + delay + self.retry.min_attempt_s > until:
+                raise error
+            log.warning("%s attempt %d for %s failed (%s: %s); retrying in %.2f s", provider.name, attempts,
+                        voice.slug, type(error).__name__, error, delay)
+            time.sleep(delay)
+
+    def _publish(self, name: str, data: bytes, until: float | None) -> tuple[str, bool]:
+        """(url, spooled): the store's URL, or the spool's when the store fails, is too slow, or failed lately."""
+        if self._store_away():
+            return self._spool_put(name, data, StoreUnavailable(f"the store failed less than {self.store_away_s:g} s ago"))
+        try:
+            return self._bounded(lambda: self.store.put(name, data), self._store_timeout(until), "store.put"), False
+        except (StoreUnavailable, _Abandoned) as exc:
+            if self.spool is None:
+                raise _as_store_error(exc) from exc
+            self._mark_store_away(exc)
+            return self._spool_put(name, data, exc)
+
+    def _spool_put(self, name: str, data: bytes, cause: BaseException) -> tuple[str, bool]:
+        try:
+            url = self.spool.put(name, data)
+        except StoreError as spool_exc:
+            log.error("store and spool both failed for %s: %s / %s", name, cause, spool_exc)
+            raise _as_store_error(cause) from spool_exc
+        log.warning("store unavailable (%s): %s spooled, served from this host until published", cause, name)
+        if self.drainer is not None:
+            self.drainer.poke(force=True)
+        return url, True
+
+    def _spooled(self, key: str, spoken: str, voice: Voice) -> Clip | None:
+        if self.spool is None:
+            return None
+        name = object_name(key, voice)
+        try:
+            if not self.spool.exists(name) or self.spool.is_sent(name):
+                return None
+        except StoreError as exc:
+            log.warning("spool unavailable: %s", exc)
+            return None
+        try:
+            duration = validate_ulaw_wav(self.spool.get(name), voice.sample_rate)
+        except (StoreError, InvalidAudio) as exc:
+            log.error("spooled clip %s unusable: %s", name, exc)
+            return None
+        return Clip(key, name, self.spool.url(name), spoken, duration, "spool", voice=voice.slug, spooled=True)
+
+    def _store_away(self) -> bool:
+        return self.spool is not None and time.monotonic() < self._store_away_until
+
+    def _mark_store_away(self, exc: BaseException) -> None:
+        with self._guard:
+            fresh = time.monotonic() >= self._store_away_until
+            self._store_away_until = max(self._store_away_until, time.monotonic() + self.store_away_s)
+        if fresh:
+            log.error("audio store unavailable (%s): spooling new clips for %g s at least", exc, self.store_away_s)
+
+    # --- bounded calls -------------------------------------------------------------------------
+    def _store_timeout(self, until: float | None) -> float | None:
+        if self.store_timeout_s is None:
+            return None
+        if until is None:
+            return self.store_timeout_s
+        return max(0.05, min(self.store_timeout_s, until - time.time()))
+
+    def _bounded(self, fn: Callable[[], T], timeout_s: float | None, what: str) -> T:
+        """``fn()``, or _Abandoned when it has not returned after ``timeout_s`` (None: wait forever).
+
+        The call runs on a daemon thread so a hung socket cannot hold the turn (nor keep the
+        process from exiting); at most ``max_detached`` such calls run at once.
+        """
+        if timeout_s is None:
+            return fn()
+        if timeout_s <= 0:
+            raise _Abandoned(f"{what}: no time left")
+        if not self._slots.acquire(timeout=min(timeout_s, 0.05)):
+            raise _Abandoned(f"{what}: too many calls already hung")
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, re-raised there
+                box["error"] = exc
+            finally:
+                self._slots.release()
+                done.set()
+
+        threading.Thread(target=run, name=f"bounded-{what}", daemon=True).start()
+        if not done.wait(timeout_s):
+            raise _Abandoned(f"{what} did not return within {timeout_s:.2f} s")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    # --- locks and the index -------------------------------------------------------------------
     def _key_lock(self, key: str) -> threading.Lock:
         with self._guard:
             lock = self._key_locks.get(key)
@@ -151,14 +416,32 @@ class Synthesizer:
                 lock = self._key_locks[key] = threading.Lock()
             return lock
 
-    def _shared_lock(self, key: str):
+    def _shared_lock(self, key: str, until: float | None) -> Callable[[], None]:
+        """Take the cross-process lock on ``key`` (waiting at most until ``until``); returns its release."""
         if self.index is None:
-            return None
+            return _noop
         try:
-            return self.index.lock(f"synth:{key}", expire_s=self.lock_expire_s)
-        except StateError as exc:
-            log.warning("key index unavailable, singleflight is per process only: %s", exc)
-            return None
+            lock = self.index.lock(f"synth:{key}", expire_s=self.lock_expire_s)
+
+            def release() -> None:
+                try:
+                    lock.release()
+                except (OSError, sqlite3.Error) as exc:
+                    self._index_trouble("a singleflight lock was not released (it expires)", exc)
+
+            if until is None:
+                lock.acquire()
+                return release
+            cache, lock_key = self.index.cache, ("lock", f"synth:{key}")
+            while not cache.add(lock_key, None, expire=self.lock_expire_s, retry=True):
+                if time.time() >= until - self.retry.min_attempt_s:
+                    log.warning("singleflight lock on %s still held; synthesizing anyway", key[:12])
+                    return _noop
+                time.sleep(0.01)
+            return release
+        except (StateError, OSError, sqlite3.Error) as exc:  # the index is optional here
+            self._index_trouble("singleflight is per process only", exc)
+            return _noop
 
     def _index_get(self, key: str) -> IndexEntry | None:
         if self.index is None:
@@ -166,7 +449,7 @@ class Synthesizer:
         try:
             return self.index.get(key)
         except StateError as exc:
-            log.warning("key index unavailable, treating as a miss: %s", exc)
+            self._index_trouble("treating every lookup as a miss", exc)
             return None
 
     def _index_put(self, key: str, entry: IndexEntry) -> None:
@@ -175,4 +458,27 @@ class Synthesizer:
         try:
             self.index.put(key, entry)
         except StateError as exc:
-            log.warning("key index unavailable, clip published but not indexed: %s", exc)
+            self._index_trouble("clips are published but not indexed", exc)
+
+    def _index_trouble(self, consequence: str, exc: BaseException) -> None:
+        """One clear ERROR line when the index fails, repeated at most every INDEX_LOG_EVERY_S."""
+        now = time.monotonic()
+        with self._guard:
+            loud = now - self._index_logged >= INDEX_LOG_EVERY_S or not self._index_logged
+            if loud:
+                self._index_logged = now
+        if loud:
+            log.error("key index unavailable, serving without it (%s): %s", consequence, exc)
+        else:
+            log.debug("key index unavailable: %s", exc)
+
+
+def _noop() -> None:
+    return None
+
+
+def _as_store_error(exc: BaseException) -> StoreError:
+    return exc if isinstance(exc, StoreError) else StoreUnavailable(str(exc))
+
+
+__all__ = ["MAX_CLIP_CHARS", "Clip", "RetryPolicy", "Synthesizer"]

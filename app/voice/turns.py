@@ -22,12 +22,15 @@ from typing import Any
 from app.business import Business
 from app.errors import InvalidText, StateError, WarmlineError
 from app.responders.base import Reply
+from app.speech.fallback import chain_for
 from app.speech.pieces import split_pieces
 from app.voice.arms import arm_for
 
 log = logging.getLogger("warmline.turnjob")
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+DEADLINE_MARGIN_S = 0.3
+"""Clips must be ready this long before the turn deadline, so the hop waiting for them can still play them."""
 TERMINAL = (DONE, FAILED)
 
 
@@ -147,8 +150,9 @@ class TurnEngine:
             self.run(business, call_sid, turn)
         except Exception as exc:  # the pool thread's boundary: record the failure for the waiting webhook
             log.exception("turn %s/%d failed", call_sid, turn)
+            error = f"{type(exc).__name__}: {exc}"
             try:
-                self._update(call_sid, turn, lambda r: {**r, "status": FAILED, "error": f"{type(exc).__name__}: {exc}"})
+                self._update(call_sid, turn, lambda r: {**r, "status": FAILED, "error": error})
             except StateError:
                 log.error("could not record the failure of turn %s/%d", call_sid, turn)
         finally:
@@ -174,16 +178,20 @@ class TurnEngine:
             pieces = [{"text": p} for p in split_pieces(reply.text, business.splice, reply.marks)] or [
                 {"text": business.prompt("apology")}
             ]
-            self._update(call_sid, turn, lambda r: {**r, "text": reply.text, "action": reply.action,
-                                                     "pieces": pieces, "ai_ms": round(ai_ms, 1)})
-            self.rt.state.update_call(call_sid, lambda c: {**(c or {}), "history": list((c or {}).get("history", []))
+            record = self._update(call_sid, turn, lambda r: {**r, "text": reply.text, "action": reply.action,
+                                                              "pieces": pieces, "ai_ms": round(ai_ms, 1)})
+            if record is None:
+                log.warning("turn %s/%d vanished from the call state (expired or a state restart); dropped",
+                            call_sid, turn)
+                return
+            self.rt.state.update_call(call_sid, lambda c: {**c, "history": list(c.get("history", []))
                                                            + [{"role": "agent", "text": reply.text}]},
-                                      self.rt.settings.call_ttl_s)
-            record = self.rt.state.get_turn(call_sid, turn) or {}
+                                      self.rt.settings.call_ttl_s, create=False)
+        deadline = float(record.get("started") or time.time()) + self.rt.settings.turn_deadline_s - DEADLINE_MARGIN_S
         for i, piece in enumerate(record.get("pieces") or []):
             if piece.get("url") or piece.get("failed"):
                 continue
-            self._update(call_sid, turn, self._set_piece(i, self.make_clip(business, piece["text"])))
+            self._update(call_sid, turn, self._set_piece(i, self.make_clip(business, piece["text"], deadline=deadline)))
         self._update(call_sid, turn, lambda r: {**r, "status": DONE})
 
     def reply(self, business: Business, history: list[dict[str, Any]], utterance: str, call_sid: str) -> Reply:
@@ -191,10 +199,17 @@ class TurnEngine:
 
         return safe_reply(self.rt.responder, business, history, utterance)
 
-    def make_clip(self, business: Business, text: str) -> dict[str, Any]:
-        """A piece's clip as a state entry; a failure becomes a piece to <Say> instead."""
+    def make_clip(self, business: Business, text: str, *, deadline: float | None = None) -> dict[str, Any]:
+        """A piece's clip as a state entry; a failure becomes a piece to <Say> instead.
+
+        ``deadline`` (epoch seconds) bounds retries and fallback voices; the default is the control
+        arm's synthesis timeout from now (every caller is a live call). The business's fallback
+        voices (``app.speech.fallback.chain_for``) speak when its own voice cannot in time.
+        """
+        if deadline is None:
+            deadline = time.time() + self.rt.settings.control_tts_timeout_s
         try:
-            clip = self.rt.synthesizer.clip(text, business.voice)
+            clip = self.rt.synthesizer.clip(text, business.voice, deadline=deadline, fallbacks=chain_for(business))
         except InvalidText as exc:
             return {"text": text, "failed": f"InvalidText: {exc}", "skip": True}
         except WarmlineError as exc:
@@ -203,10 +218,15 @@ class TurnEngine:
 
             metrics.record_synthesis_error(business.voice.provider, exc)
             return {"text": text, "failed": f"{type(exc).__name__}: {exc}"}
-        return {
+        piece = {
             "text": text, "url": clip.url, "key": clip.key, "hit": clip.hit, "source": clip.source,
             "duration_s": round(clip.duration_s, 3), "synth_ms": round(clip.synth_ms, 1), "chars": clip.chars,
         }
+        if clip.fallback:
+            piece["voice"] = clip.voice  # spoken by a fallback voice
+        if clip.spooled:
+            piece["spooled"] = True  # served from this host's edge until the store takes it
+        return piece
 
     @staticmethod
     def _set_piece(i: int, piece: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -217,10 +237,18 @@ class TurnEngine:
 
         return apply
 
-    def _update(self, call_sid: str, turn: int, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
-        return self.rt.state.update_turn(call_sid, turn, lambda r: fn(dict(r or {})), self.rt.settings.call_ttl_s)
+    def _update(self, call_sid: str, turn: int,
+                fn: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
+        """Apply ``fn`` to turn N's record; None (nothing written) when the record is gone.
 
-    def update(self, call_sid: str, turn: int, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        Never re-creates a lost record (the state expired, or Redis restarted empty): a partial
+        record without ``started`` would break the hops; a missing one makes them re-prompt.
+        """
+        return self.rt.state.update_turn(call_sid, turn, lambda r: fn(dict(r or {})), self.rt.settings.call_ttl_s,
+                                         create=False)
+
+    def update(self, call_sid: str, turn: int,
+               fn: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
         return self._update(call_sid, turn, fn)
 
     def lease_free(self, call_sid: str, turn: int) -> bool:
