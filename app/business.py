@@ -15,6 +15,7 @@ from typing import Any
 
 from app.errors import BusinessConfigError, ConfigError
 from app.speech.canon import is_speakable
+from app.speech.fallback import parse_fallback
 from app.speech.voices import PROVIDERS, Voice
 
 BUSINESS_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -64,6 +65,7 @@ class Business:
     transfer_number: str = ""
     booking: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    voice_fallbacks: tuple[Voice, ...] | None = None  # None = the provider's default chain (see app.speech.fallback)
 
     def prompt(self, name: str) -> str:
         return self.prompts[name]
@@ -115,6 +117,7 @@ def parse_business(biz: str, table: Any) -> Business:
     if not isinstance(speed, (int, float)) or not 0.5 <= float(speed) <= 2.0:
         raise BusinessConfigError(biz, "voice.speed", "must be a number from 0.5 to 2.0")
     voice = Voice(provider=provider, model=model, speed=float(speed))
+    voice_fallbacks = parse_fallback(biz, vt)
     st = _req(biz, table, "say", dict)
     say_voice = _req(biz, st, "voice", str, "say.")
     if not SAY_VOICE_RE.match(say_voice):
@@ -179,6 +182,7 @@ def parse_business(biz: str, table: Any) -> Business:
         fillers=fillers, prompts=prompts, faq=tuple(faq), hours=hours, numbers=tuple(numbers_raw),
         use_proactive_filler=use_filler, rollout_percent=percent, instant_budget_ms=budget,
         splice=splice, transfer_number=transfer, booking=booking, extra=dict(extra),
+        voice_fallbacks=voice_fallbacks,
     )
 
 

@@ -44,6 +44,7 @@ class Settings:
     # Call flow (seconds unless named _ms).
     instant_budget_ms: int = 300
     hop_s: float = 2.5
+    silence_budget_s: float = 0.5  # after a filler, how long tts-ready waits in silence before a second filler
     turn_deadline_s: float = 8.0
     control_tts_timeout_s: float = 4.0
     turn_workers: int = 8
@@ -92,6 +93,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "WARMLINE_LLM_MODEL": ("llm_model", str),
     "WARMLINE_INSTANT_BUDGET_MS": ("instant_budget_ms", int),
     "WARMLINE_HOP_S": ("hop_s", float),
+    "WARMLINE_SILENCE_BUDGET_S": ("silence_budget_s", float),
     "WARMLINE_TURN_DEADLINE_S": ("turn_deadline_s", float),
     "WARMLINE_CONTROL_TTS_TIMEOUT_S": ("control_tts_timeout_s", float),
     "WARMLINE_TURN_WORKERS": ("turn_workers", int),

@@ -116,7 +116,9 @@ class Runtime:
 
     def warm(self) -> None:
         """Load what the first call would otherwise wait for (the Piper voice, the index, the state)."""
-        if any(b.voice.provider == "piper" for b in self.businesses):
+        from app.speech.fallback import chain_for
+
+        if any(v.provider == "piper" for b in self.businesses for v in (b.voice, *chain_for(b))):
             self.providers["piper"].synthesize_pcm("Hello.")
         self.index.get("0" * 64)
         self.state.ping()

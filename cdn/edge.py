@@ -81,6 +81,9 @@ def serve(name: str) -> Response:
     runtime = current_app.extensions.get("warmline")
     store = getattr(runtime, "store", None)
     if not isinstance(store, LocalStore):
+        # A remote store: this host serves only the clips it spooled while that store was unreachable.
+        store = getattr(getattr(runtime, "spool", None), "objects", None)
+    if not isinstance(store, LocalStore):
         return _not_found()
     if not is_audio_name(name) or not _raw_path_is_plain(request.environ, name):
         return _not_found()

@@ -227,8 +227,8 @@ def test_parse_fallback_names_the_bad_field(raw, field):
 
 
 def test_chain_for_defaults_to_piper_for_network_voices_only():
-    assert chain_for(SimpleNamespace(voice=DG)) == (PIPER,)
-    assert chain_for(SimpleNamespace(voice=PIPER)) == ()
+    assert chain_for(SimpleNamespace(voice=DG, voice_fallbacks=None)) == (PIPER,)
+    assert chain_for(SimpleNamespace(voice=PIPER, voice_fallbacks=None)) == ()
     assert chain_for(SimpleNamespace(voice=DG, voice_fallbacks=())) == ()
     other = Voice("deepgram", "aura-asteria-en")
     assert chain_for(SimpleNamespace(voice=DG, voice_fallbacks=(DG, other, other, PIPER))) == (other, PIPER)
@@ -236,7 +236,7 @@ def test_chain_for_defaults_to_piper_for_network_voices_only():
 
 
 def test_a_business_file_names_its_fallback_voices(tmp_path):
-    """``[biz.voice] fallback = [...]`` reaches the turn's chain (needs app/business.py to call parse_fallback)."""
+    """``[biz.voice] fallback = [...]`` reaches the turn's chain."""
     from app.business import load_businesses
     from tests.faults_support import DG_BUSINESS
 

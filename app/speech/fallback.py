@@ -73,7 +73,7 @@ def chain_for(business: Any) -> tuple[Voice, ...]:
 
     Reads ``business.voice_fallbacks`` (None = not configured: :func:`default_chain`).
     """
-    configured = getattr(business, "voice_fallbacks", None)  # absent until app/business.py carries the field
+    configured = business.voice_fallbacks
     chain = default_chain(business.voice) if configured is None else configured
     out: list[Voice] = []
     for voice in chain:

@@ -18,6 +18,7 @@ from app.errors import InvalidText, StateError, WarmlineError
 from app.speech.pieces import split_pieces
 from app.voice import twiml
 from app.voice.arms import CONTROL
+from app.voice.pacing import Pacing
 from app.voice.turns import FAILED, TERMINAL, TurnEngine, is_complete, ready_prefix
 
 log = logging.getLogger("warmline.flow")
@@ -47,6 +48,7 @@ class CallFlow:
     def __init__(self, runtime: Any) -> None:
         self.rt = runtime
         self.engine = TurnEngine(runtime)
+        self.pacing = Pacing()
 
     # --- small helpers -------------------------------------------------------------------------
     def say_voice(self, business: Business) -> twiml.SayVoice:
@@ -113,8 +115,9 @@ class CallFlow:
             return self.control(business, urls, speech, t0)
         turn = self.engine.begin(business, urls.call_sid, speech, t0=t0)
         budget_ms = business.instant_budget_ms if business.instant_budget_ms is not None else self.rt.settings.instant_budget_ms
+        budget_s = self.pacing.instant_budget_s(business.id, budget_ms / 1000)
         record = self.rt.state.wait_turn(urls.call_sid, turn, lambda r: bool(r) and r.get("status") in TERMINAL,
-                                         timeout_s=budget_ms / 1000)
+                                         timeout_s=budget_s)
         if is_complete(record):
             return self._answer(business, urls, turn, record, played=0, t0=t0, outcome="instant")
         filler_text = self.engine.next_filler(business, urls.call_sid)
@@ -132,8 +135,11 @@ class CallFlow:
             return twiml.speak_then_listen([reprompt], self.listen(business, urls), self.say_voice(business))
         t0 = record["started"]
         deadline = t0 + self.rt.settings.turn_deadline_s
-        record = self._wait_for_progress(business, urls, turn, played, record,
-                                         until=min(time.time() + self.rt.settings.hop_s, deadline))
+        # Right after the first filler the caller is in silence while we wait: wait only the silence
+        # budget before bridging with the second filler. After that, or mid-answer, wait a full hop.
+        settings = self.rt.settings
+        wait_s = min(settings.hop_s, settings.silence_budget_s) if played == 0 and not record.get("bridged") else settings.hop_s
+        record = self._wait_for_progress(business, urls, turn, played, record, until=min(time.time() + wait_s, deadline))
         ready = ready_prefix(record)
         self.engine.update(urls.call_sid, turn, lambda r: {**r, "hops": r.get("hops", 0) + 1})
         if is_complete(record) or (record.get("pieces") and len(ready) == len(record["pieces"])):
@@ -144,6 +150,7 @@ class CallFlow:
             return twiml.speak_then_redirect(items, urls.ready(turn, len(ready)), self.say_voice(business))
         if time.time() >= deadline or record.get("status") == FAILED:
             return self._fallback(business, urls, turn, record, played, t0)
+        self.engine.update(urls.call_sid, turn, lambda r: {**r, "bridged": True})
         second = self.fixed(business, business.prompt("second_filler"), urls)
         return twiml.speak_then_redirect([second], urls.ready(turn, played), self.say_voice(business))
 
@@ -241,6 +248,7 @@ class CallFlow:
         record = self.engine.update(urls.call_sid, turn, mark)
         if not flag["first"]:
             return
+        self.pacing.observe_ai(business.id, record.get("ai_ms"))
         self._log_event(business, urls, "warmline", {"outcome": outcome, "fallback": fallback, **_turn_fields(record)},
                         record["started"], turn=turn)
 
