@@ -42,4 +42,4 @@ class Pacing:
             samples = sorted(self._ai.get(business_id, ()))
         if len(samples) < MIN_SAMPLES:
             return budget_s
-        return budget_s if samples[len(samples) // 4] <= budget_s * 1000 else 0.0
+        return budget_s if samples[(len(samples) - 1) // 4] <= budget_s * 1000 else 0.0
