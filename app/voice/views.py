@@ -14,6 +14,7 @@ from flask import Blueprint, Response, abort, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from app.business import BUSINESS_ID_RE, Business
+from app.errors import StateError
 from app.voice import twiml
 from app.voice.flow import CallFlow, Urls
 from app.voice.security import clean_speech, public_base, twilio_signed, valid_call_sid
@@ -116,6 +117,20 @@ def _http_error(exc: HTTPException) -> Response:
     status = 403 if exc.code == 403 else 200
     log.warning("webhook %s answered with an apology: %s", request.path, exc)
     return xml(twiml.speak_then_hangup([twiml.Speak(text=text)], say), status=status)
+
+
+@bp.errorhandler(StateError)
+def _state_unavailable(exc: StateError) -> Response:
+    """The call-state backend is down (say, Redis restarting): keep the caller on the line and ask again."""
+    log.error("call state unavailable at %s: %s", request.path, exc)
+    business = g.get("business")
+    call_sid = (request.view_args or {}).get("call_sid") or request.form.get("CallSid", "")
+    if business is None or not valid_call_sid(call_sid):
+        return _unexpected(exc)
+    flow = _flow()
+    urls = _urls(business, call_sid)
+    reprompt = twiml.Speak(text=business.prompt("reprompt"))
+    return xml(twiml.speak_then_listen([reprompt], flow.listen(business, urls), flow.say_voice(business)))
 
 
 @bp.errorhandler(Exception)
