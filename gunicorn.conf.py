@@ -12,7 +12,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_data_dir / "prometheus"))
 bind = os.environ.get("WARMLINE_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
 workers = int(os.environ.get("WARMLINE_WORKERS", "2"))
-threads = int(os.environ.get("WARMLINE_THREADS", "8"))
+threads = int(os.environ.get("WARMLINE_THREADS", "32"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

@@ -29,7 +29,7 @@ DEFAULT_PROMPTS = {
     "still_there": "Are you still there?",
     "goodbye": "Thanks for calling. Goodbye!",
     "apology": "I'm sorry, I'm having trouble right now. Please call back in a few minutes.",
-    "second_filler": "Still checking, one moment.",
+    "second_filler": "Just a moment.",
     "transfer": "Let me put you through to someone who can help.",
 }
 MAX_CLIP_TEXT = 600

@@ -45,7 +45,7 @@ def test_after_the_filler_silence_lasts_at_most_the_silence_budget_then_a_second
     started = time.monotonic()
     hop = verbs(follow(client, v[1][2]).data)
     waited = time.monotonic() - started
-    assert [x[0] for x in hop] == ["Say", "Redirect"] and hop[0][2] == "Still checking, one moment."
+    assert [x[0] for x in hop] == ["Say", "Redirect"] and hop[0][2] == "Just a moment."
     assert 0.3 <= waited < 1.2
     # once bridged, the next hop waits a full hop for the answer instead of bridging again
     answer = verbs(follow(client, hop[1][2]).data)

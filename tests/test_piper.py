@@ -11,8 +11,8 @@ import pytest
 import soundfile
 
 from app.errors import InvalidText, SynthesisFailed, SynthesisRejected
-from app.speech.providers.base import TTSProvider, check_text
-from app.speech.providers.piper import PiperProvider, _pieces
+from app.speech.providers.base import TTSProvider, check_text, request_pieces
+from app.speech.providers.piper import PiperProvider
 from app.speech.segment import split_sentences
 from app.speech.voices import Voice
 from app.speech.wav import parse_ulaw_wav, validate_ulaw_wav
@@ -191,15 +191,16 @@ def test_corrupt_model_is_a_synthesis_failure(tmp_path) -> None:
 
 def test_long_text_is_split_into_pieces_that_fit() -> None:
     text = long_text(2500)
-    pieces = _pieces(text)
-    assert len(pieces) == len(split_sentences(text))
+    pieces = request_pieces(text)  # whole sentences packed into requests of at most 2,000 characters
+    assert len(pieces) == 2
     assert all(len(p) <= 2000 for p in pieces)
     assert " ".join(pieces) == text
+    assert {s for p in pieces for s in split_sentences(p)} == set(split_sentences(text))
     run_on = "word " * 600  # 3,000 characters without a stop
-    pieces = _pieces(run_on.strip())
+    pieces = request_pieces(run_on.strip())
     assert [len(p) <= 2000 for p in pieces] == [True, True]
     assert " ".join(pieces) == run_on.strip()
-    assert _pieces("Short.") == ["Short."]
+    assert request_pieces("Short.") == ["Short."]
 
 
 def test_a_2500_character_text_works(piper: PiperProvider) -> None:

@@ -163,7 +163,7 @@ def test_second_filler_when_nothing_is_ready_after_a_hop(make_app):
     v = verbs(process(client, call_sid, "anything").data)
     hop = verbs(follow(client, v[1][2]).data)
     assert [x[0] for x in hop] == ["Say", "Redirect"]
-    assert hop[0][2] == "Still checking, one moment."
+    assert hop[0][2] == "Just a moment."
     assert hop[1][2] == f"{BASE}/voice/tts-ready/demo/{call_sid}?turn=1&played=0"
 
 

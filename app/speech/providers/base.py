@@ -9,6 +9,7 @@ from typing import Protocol
 
 from app.errors import InvalidText
 from app.speech.canon import is_speakable
+from app.speech.segment import split_clauses, split_sentences
 from app.speech.voices import Voice
 
 MAX_CHARS = 2000
@@ -47,3 +48,59 @@ def check_text(text: str, max_chars: int = MAX_CHARS) -> str:
     if len(stripped) > max_chars:
         raise InvalidText(f"text is {len(stripped)} characters, the limit is {max_chars}; split it first")
     return stripped
+
+
+def request_pieces(text: str, limit: int = MAX_CHARS) -> list[str]:
+    """Split ``text`` into pieces of at most ``limit`` characters, at sentence boundaries.
+
+    Sentences (``split_sentences``) are packed greedily, joined by one space. A sentence longer
+    than ``limit`` is split at clauses, then at spaces, and only as a last resort mid-word.
+    Pure and thread-safe.
+    """
+    if len(text) <= limit:
+        return [text]
+    units: list[str] = []
+    for sentence in split_sentences(text):
+        units.extend(_fit(sentence, limit))
+    pieces: list[str] = []
+    current = ""
+    for unit in units:
+        if not current:
+            current = unit
+        elif len(current) + 1 + len(unit) <= limit:
+            current = f"{current} {unit}"
+        else:
+            pieces.append(current)
+            current = unit
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def _fit(sentence: str, limit: int) -> list[str]:
+    """``sentence`` as parts of at most ``limit`` characters (usually just ``[sentence]``)."""
+    if len(sentence) <= limit:
+        return [sentence]
+    parts: list[str] = []
+    for clause in split_clauses(sentence):
+        if len(clause) <= limit:
+            parts.append(clause)
+            continue
+        current = ""
+        for word in clause.split():
+            while len(word) > limit:  # one "word" longer than a request: cut it
+                if current:
+                    parts.append(current)
+                    current = ""
+                parts.append(word[:limit])
+                word = word[limit:]
+            if not current:
+                current = word
+            elif len(current) + 1 + len(word) <= limit:
+                current = f"{current} {word}"
+            else:
+                parts.append(current)
+                current = word
+        if current:
+            parts.append(current)
+    return [part for part in parts if part]

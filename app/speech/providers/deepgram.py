@@ -25,15 +25,14 @@ import time
 import httpx
 
 from app.errors import InvalidAudio, SynthesisRejected, SynthesisRetryable
-from app.speech.providers.base import check_text
-from app.speech.segment import split_clauses, split_sentences
+from app.speech.providers.base import MAX_CHARS, check_text, request_pieces
 from app.speech.voices import Voice
 from app.speech.wav import parse_ulaw_wav, ulaw_wav, validate_ulaw_wav
 
 log = logging.getLogger("warmline.deepgram")
 
 DEFAULT_BASE_URL = "https://api.deepgram.com"
-MAX_REQUEST_CHARS = 2000
+MAX_REQUEST_CHARS = MAX_CHARS
 """Deepgram's limit on the text of one request (longer -> 413)."""
 MAX_TEXT_CHARS = 20_000
 """The most ``synthesize`` accepts in one call (split into requests of MAX_REQUEST_CHARS)."""
@@ -60,62 +59,6 @@ def make_deepgram_client(
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive),
         headers={"User-Agent": "warmline/0.1"},
     )
-
-
-def request_pieces(text: str, limit: int = MAX_REQUEST_CHARS) -> list[str]:
-    """Split ``text`` into pieces of at most ``limit`` characters, at sentence boundaries.
-
-    Sentences (``split_sentences``) are packed greedily, joined by one space. A sentence longer
-    than ``limit`` is split at clauses, then at spaces, and only as a last resort mid-word.
-    Pure and thread-safe.
-    """
-    if len(text) <= limit:
-        return [text]
-    units: list[str] = []
-    for sentence in split_sentences(text):
-        units.extend(_fit(sentence, limit))
-    pieces: list[str] = []
-    current = ""
-    for unit in units:
-        if not current:
-            current = unit
-        elif len(current) + 1 + len(unit) <= limit:
-            current = f"{current} {unit}"
-        else:
-            pieces.append(current)
-            current = unit
-    if current:
-        pieces.append(current)
-    return pieces
-
-
-def _fit(sentence: str, limit: int) -> list[str]:
-    """``sentence`` as parts of at most ``limit`` characters (usually just ``[sentence]``)."""
-    if len(sentence) <= limit:
-        return [sentence]
-    parts: list[str] = []
-    for clause in split_clauses(sentence):
-        if len(clause) <= limit:
-            parts.append(clause)
-            continue
-        current = ""
-        for word in clause.split():
-            while len(word) > limit:  # one "word" longer than a request: cut it
-                if current:
-                    parts.append(current)
-                    current = ""
-                parts.append(word[:limit])
-                word = word[limit:]
-            if not current:
-                current = word
-            elif len(current) + 1 + len(word) <= limit:
-                current = f"{current} {word}"
-            else:
-                parts.append(current)
-                current = word
-        if current:
-            parts.append(current)
-    return [part for part in parts if part]
 
 
 class DeepgramProvider:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import textwrap
 import threading
 import weakref
 from pathlib import Path
@@ -26,8 +25,7 @@ from piper import PiperConfig, PiperVoice, SynthesisConfig
 
 from app.errors import SynthesisFailed, SynthesisRejected
 from app.speech.audio import pcm16_to_ulaw_wav
-from app.speech.providers.base import MAX_CHARS, check_text
-from app.speech.segment import split_clauses, split_sentences
+from app.speech.providers.base import check_text, request_pieces
 from app.speech.voices import Voice
 from app.speech.wav import validate_ulaw_wav
 
@@ -71,23 +69,6 @@ def _load_voice(model_path: Path, config_path: Path) -> PiperVoice:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
     return PiperVoice(session=session, config=config)
-
-
-def _pieces(text: str, max_chars: int = MAX_CHARS) -> list[str]:
-    """``text`` as one or more pieces of at most ``max_chars`` characters, split where speech pauses."""
-    if len(text) <= max_chars:
-        return [text]
-    pieces: list[str] = []
-    for sentence in split_sentences(text):
-        if len(sentence) <= max_chars:
-            pieces.append(sentence)
-            continue
-        for clause in split_clauses(sentence):
-            if len(clause) <= max_chars:
-                pieces.append(clause)
-            else:
-                pieces.extend(textwrap.wrap(clause, width=max_chars, break_on_hyphens=False))
-    return pieces
 
 
 class PiperProvider:
@@ -159,7 +140,7 @@ class PiperProvider:
             chunks: list[np.ndarray] = []
             rate = voice.config.sample_rate
             try:
-                for piece in _pieces(text):
+                for piece in request_pieces(text):
                     for chunk in voice.synthesize(piece, syn_config=config):
                         if chunk.sample_rate != rate or chunk.sample_channels != 1:
                             raise SynthesisFailed(
