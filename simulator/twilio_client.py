@@ -461,15 +461,20 @@ class SimulatedCall:
         if endless:
             self._ended_by = "caller_hangup"
 
-    def _pause(self, verb: ET.Element) -> None:
-        raw = verb.get("length", "1")
+    def _seconds(self, verb: ET.Element, attribute: str, default: float) -> float:
+        """A verb's attribute in seconds; a malformed one is a TwiML failure and counts as ``default``."""
+        raw = verb.get(attribute, f"{default:g}")
         try:
-            length = float(raw)
-            if not 0 <= length < math.inf:
+            value = float(raw)
+            if not 0 <= value < math.inf:
                 raise ValueError(raw)
         except ValueError:
-            self._fail(SCHEMA_VALIDATION, "twiml", f"<Pause length={raw!r}> is not a number of seconds")
-            length = 1.0
+            self._fail(SCHEMA_VALIDATION, "twiml", f"<{verb.tag} {attribute}={raw!r}> is not a number of seconds")
+            value = default
+        return value
+
+    def _pause(self, verb: ET.Element) -> None:
+        length = self._seconds(verb, "length", 1.0)
         self.timeline.add(self.clock.now(), "pause", length, length=length)
         self.clock.sleep(length)
 
@@ -552,15 +557,7 @@ class SimulatedCall:
         return None
 
     def _gather_timeout(self, verb: ET.Element) -> float:
-        raw = verb.get("timeout", "5")
-        try:
-            timeout = float(raw)
-            if not 0 <= timeout < math.inf:
-                raise ValueError(raw)
-        except ValueError:
-            self._fail(SCHEMA_VALIDATION, "twiml", f"<Gather timeout={raw!r}> is not a number of seconds")
-            timeout = 5.0
-        return timeout
+        return self._seconds(verb, "timeout", 5.0)
 
     def _next_utterance(self) -> str | None:
         script = self.config.script

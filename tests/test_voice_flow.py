@@ -243,15 +243,22 @@ def test_signature_of_changed_params_is_refused(make_app):
     assert response.status_code == 403
 
 
-def test_internal_exception_becomes_a_valid_apology(make_app):
-    class BrokenState:
-        def __getattr__(self, name):
-            def fail(*args, **kwargs):
-                raise RuntimeError("state exploded")
-            return fail
+class FailingState:
+    """A call-state backend whose every method raises ``exc`` (a broken backend at its boundary)."""
 
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def __getattr__(self, name):
+        def fail(*args, **kwargs):
+            raise self.exc
+
+        return fail
+
+
+def test_internal_exception_becomes_a_valid_apology(make_app):
     app, _ = build(make_app)
-    app.extensions["warmline"].__dict__["state"] = BrokenState()
+    app.extensions["warmline"].__dict__["state"] = FailingState(RuntimeError("state exploded"))
     response = process(app.test_client(), new_call_sid(), "hello")
     assert response.status_code == 200 and response.mimetype == "text/xml"
     v = verbs(response.data)
@@ -337,14 +344,8 @@ def test_a_prefix_that_played_every_piece_ends_with_the_tail_only(make_app):
 
 
 def test_call_state_down_keeps_the_caller_on_the_line(make_app):
-    class DownState:
-        def __getattr__(self, name):
-            def fail(*args, **kwargs):
-                raise StateError("redis: connection refused")
-            return fail
-
     app, _ = build(make_app)
-    app.extensions["warmline"].__dict__["state"] = DownState()
+    app.extensions["warmline"].__dict__["state"] = FailingState(StateError("redis: connection refused"))
     call_sid = new_call_sid()
     response = process(app.test_client(), call_sid, "hello")
     assert response.status_code == 200

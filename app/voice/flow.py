@@ -204,20 +204,11 @@ class CallFlow:
     def control(self, business: Business, urls: Urls, speech: str, t0: float) -> str:
         """The blocking reference flow: AI, then synthesis with a timeout, then <Play> (or <Say>)."""
         engine = self.engine
-
-        def add(call: dict[str, Any] | None) -> dict[str, Any]:
-            call = dict(call or {})
-            call["turn"] = call.get("turn", 0) + 1
-            call["history"] = list(call.get("history", [])) + [{"role": "caller", "text": speech}]
-            return call
-
-        call = self.rt.state.update_call(urls.call_sid, add, self.rt.settings.call_ttl_s)
+        call = engine.caller_said(urls.call_sid, speech)
         started = time.perf_counter()
         reply = engine.reply(business, call["history"][:-1], speech, urls.call_sid)
         ai_ms = (time.perf_counter() - started) * 1000
-        self.rt.state.update_call(urls.call_sid, lambda c: {**(c or {}), "history": list((c or {}).get("history", []))
-                                                            + [{"role": "agent", "text": reply.text}]},
-                                  self.rt.settings.call_ttl_s)
+        engine.agent_said(urls.call_sid, reply.text)
         texts = split_pieces(reply.text, business.splice, reply.marks) or [business.prompt("apology")]
         futures = [self.rt.pool.submit(engine.make_clip, business, t) for t in texts]
         deadline = time.monotonic() + self.rt.settings.control_tts_timeout_s

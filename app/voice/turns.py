@@ -101,8 +101,8 @@ class TurnEngine:
         return business.fillers[call["last_filler"]]
 
     # --- turns -------------------------------------------------------------------------------
-    def begin(self, business: Business, call_sid: str, utterance: str, *, t0: float) -> int:
-        """Record the caller's words, create turn N and start its job; returns N."""
+    def caller_said(self, call_sid: str, utterance: str) -> dict[str, Any]:
+        """Count a new turn and append the caller's words to the history; returns the call record."""
 
         def add(call: dict[str, Any] | None) -> dict[str, Any]:
             call = dict(call or {})
@@ -110,8 +110,17 @@ class TurnEngine:
             call["history"] = list(call.get("history", [])) + [{"role": "caller", "text": utterance}]
             return call
 
-        call = self.rt.state.update_call(call_sid, add, self.rt.settings.call_ttl_s)
-        turn = call["turn"]
+        return self.rt.state.update_call(call_sid, add, self.rt.settings.call_ttl_s)
+
+    def agent_said(self, call_sid: str, text: str) -> None:
+        """Append the agent's reply to the history (never re-creating a call that has ended)."""
+        self.rt.state.update_call(call_sid, lambda c: {**c, "history": list(c.get("history", []))
+                                                       + [{"role": "agent", "text": text}]},
+                                  self.rt.settings.call_ttl_s, create=False)
+
+    def begin(self, business: Business, call_sid: str, utterance: str, *, t0: float) -> int:
+        """Record the caller's words, create turn N and start its job; returns N."""
+        turn = self.caller_said(call_sid, utterance)["turn"]
         record = {
             "status": PENDING, "utterance": utterance, "started": t0, "text": None, "action": None,
             "pieces": None, "ai_ms": None, "tts_ms": 0.0, "hops": 0, "filler": None,
@@ -184,9 +193,7 @@ class TurnEngine:
                 log.warning("turn %s/%d vanished from the call state (expired or a state restart); dropped",
                             call_sid, turn)
                 return
-            self.rt.state.update_call(call_sid, lambda c: {**c, "history": list(c.get("history", []))
-                                                           + [{"role": "agent", "text": reply.text}]},
-                                      self.rt.settings.call_ttl_s, create=False)
+            self.agent_said(call_sid, reply.text)
         deadline = float(record.get("started") or time.time()) + self.rt.settings.turn_deadline_s - DEADLINE_MARGIN_S
         for i, piece in enumerate(record.get("pieces") or []):
             if piece.get("url") or piece.get("failed"):
