@@ -7,6 +7,8 @@ uses SQLite with its own locking); every gunicorn worker of a host shares one di
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
@@ -81,9 +83,10 @@ class KeyIndex:
     def __len__(self) -> int:
         return len(self.keys())
 
-    def lock(self, name: str, expire_s: float = 60.0) -> diskcache.Lock:
-        """A cross-process lock in this index's database (used for singleflight synthesis)."""
-        return diskcache.Lock(self.cache, ("lock", name), expire=expire_s)
+    def key_lock(self, key: str) -> KeyLock:
+        """The cross-process lock of content key ``key`` (singleflight synthesis on this host)."""
+        stripe = int(key[:8], 16) % LOCK_STRIPES
+        return KeyLock(self.directory / "locks" / f"{stripe:04d}.lock")
 
     def clear(self) -> None:
         self.cache.clear()
@@ -94,5 +97,45 @@ class KeyIndex:
             self._cache = None
 
 
-def now() -> float:
-    return time.time()
+LOCK_STRIPES = 1024
+
+
+class KeyLock:
+    """An exclusive ``flock`` on one of LOCK_STRIPES files beside the index.
+
+    Held by one thread of one process at a time (each acquire opens its own file description), and
+    released by the kernel when its process dies -- a SIGKILLed synthesis never leaves a stale lock.
+    Keys share a stripe only by hash collision (1 in 1,024), which can only make one wait for the
+    other. Not reentrant; one KeyLock object per acquire.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self, timeout_s: float | None = None, poll_s: float = 0.01) -> bool:
+        """Take the lock, waiting at most ``timeout_s`` (None: as long as it takes); False on timeout.
+
+        Raises StateError when the lock file cannot be opened (the index directory is unusable).
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StateError(f"key lock {self.path} cannot be opened: {exc}") from exc
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
+                self._fd = fd
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(poll_s)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the last descriptor of the open file releases the flock

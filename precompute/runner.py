@@ -284,8 +284,7 @@ def run_plan(
         if provider is not None:
             gated[name] = GatedProvider(provider, sizes[name])
     # Same store and index (so the same singleflight locks); providers behind their gates.
-    worker = Synthesizer(store=synthesizer.store, index=synthesizer.index, providers=gated,
-                         lock_expire_s=synthesizer.lock_expire_s)
+    worker = Synthesizer(store=synthesizer.store, index=synthesizer.index, providers=gated)
     pools: list[ThreadPoolExecutor] = []
     futures = {}
     try:

@@ -56,21 +56,6 @@ def write_deepgram_business(directory: Path) -> Path:
     return path
 
 
-def short_lock_runtime(data_dir: Path, provider) -> dict:
-    """Runtime overrides whose Synthesizer's cross-process singleflight locks expire after 1 s.
-
-    A process killed mid-synthesis leaves its per-key diskcache locks behind until they expire
-    (60 s by default); tests that kill runs use a short expiry so the rerun does not wait.
-    """
-    from app.speech.synthesizer import Synthesizer
-    from cdn.index import KeyIndex
-    from cdn.local import LocalStore
-
-    store, index = LocalStore(data_dir / "cdn", "/cdn"), KeyIndex(data_dir / "index")
-    synthesizer = Synthesizer(store=store, index=index, providers={"piper": provider}, lock_expire_s=1.0)
-    return {"providers": {"piper": provider}, "store": store, "index": index, "synthesizer": synthesizer}
-
-
 def child_run(data_dir: str, calls_file: str, delay_s: str) -> None:
     """A whole fixed-only precompute run of the demo business with a slow fake provider; prints the summary."""
     from app import create_app
@@ -79,7 +64,7 @@ def child_run(data_dir: str, calls_file: str, delay_s: str) -> None:
 
     provider = ToneProvider(delay_s=float(delay_s), calls_file=Path(calls_file))
     app = create_app({"env": "testing", "data_dir": Path(data_dir),
-                      "runtime": short_lock_runtime(Path(data_dir), provider)})
+                      "runtime": {"providers": {"piper": provider}}})
     summary = precompute(app.extensions["warmline"], RunOptions(fixed_only=True))
     print(json.dumps(summary.to_dict()), flush=True)
 

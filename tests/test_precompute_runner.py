@@ -43,7 +43,7 @@ from precompute.scheduler import build_scheduler, nightly_job, trigger
 from precompute.ship import host_id, ship_events
 from simulator.deepgram_emulator import DeepgramEmulator
 from tests.fakes import ToneProvider
-from tests.precompute_support import ROOT, ToneSpeaker, short_lock_runtime, write_deepgram_business
+from tests.precompute_support import ROOT, ToneSpeaker, write_deepgram_business
 
 FIXED_DEMO_CLIPS = 21  # 4 fillers, greeting, 6 prompts, 9 FAQ sentences, 1 hours sentence
 
@@ -140,9 +140,9 @@ def test_killed_run_leaves_no_partial_objects_and_the_rerun_finishes(make_app, t
     finally:
         _kill(child)
     provider = ToneProvider()
-    # The child died holding the synthesizer's singleflight locks of its in-flight keys; both sides use
-    # a 1 s lock expiry (default 60 s) so the rerun does not wait for them.
-    app = make_app(runtime=short_lock_runtime(tmp_path / "var", provider))
+    # The child died holding the singleflight locks of its in-flight keys: they are flocks, released
+    # by the kernel with the process, so the rerun does not wait for them.
+    app = make_app(runtime={"providers": {"piper": provider}})
     rt = rt_of(app)
     root = Path(rt.store.root)
     published_by_child = stored_clips(rt)

@@ -210,3 +210,31 @@ def test_reindex_rebuilds_the_index_from_the_store(app, runner):
     result = runner.invoke(args=["cdn", "reindex"])
     assert result.exit_code == 0 and "indexed 1 clips, 0 invalid" in result.output
     assert rt.index.get(clip.key).url == clip.url
+
+
+def test_key_lock_excludes_others_and_dies_with_its_process(tmp_path):
+    import signal
+    import time
+
+    index = KeyIndex(tmp_path / "index")
+    key = "ab" * 32
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; sys.path.insert(0, sys.argv[1]); from cdn.index import KeyIndex; "
+         "lock = KeyIndex(sys.argv[2]).key_lock(sys.argv[3]); lock.acquire(); print('held', flush=True); time.sleep(60)",
+         str(ROOT), str(tmp_path / "index"), key],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert index.key_lock(key).acquire(timeout_s=0.2) is False
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+        started = time.monotonic()
+        lock = index.key_lock(key)
+        assert lock.acquire(timeout_s=5) is True
+        assert time.monotonic() - started < 1.0  # no expiry to wait out: the kernel released it
+        lock.release()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.stdout.close()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -132,7 +131,6 @@ class Synthesizer:
         store: AudioStore,
         index: KeyIndex | None,
         providers: Mapping[str, TTSProvider],
-        lock_expire_s: float = 60.0,
         spool: Any | None = None,
         store_timeout_s: float | None = None,
         retry: RetryPolicy | None = None,
@@ -143,7 +141,6 @@ class Synthesizer:
         self.store = store
         self.index = index
         self.providers = dict(providers)
-        self.lock_expire_s = lock_expire_s
         self.spool = spool
         self.store_timeout_s = store_timeout_s if store_timeout_s is not None else (
             DEFAULT_STORE_TIMEOUT_S if spool is not None else None)
@@ -421,25 +418,13 @@ class Synthesizer:
         if self.index is None:
             return _noop
         try:
-            lock = self.index.lock(f"synth:{key}", expire_s=self.lock_expire_s)
-
-            def release() -> None:
-                try:
-                    lock.release()
-                except (OSError, sqlite3.Error) as exc:
-                    self._index_trouble("a singleflight lock was not released (it expires)", exc)
-
-            if until is None:
-                lock.acquire()
-                return release
-            cache, lock_key = self.index.cache, ("lock", f"synth:{key}")
-            while not cache.add(lock_key, None, expire=self.lock_expire_s, retry=True):
-                if time.time() >= until - self.retry.min_attempt_s:
-                    log.warning("singleflight lock on %s still held; synthesizing anyway", key[:12])
-                    return _noop
-                time.sleep(0.01)
-            return release
-        except (StateError, OSError, sqlite3.Error) as exc:  # the index is optional here
+            lock = self.index.key_lock(key)
+            timeout = None if until is None else max(0.0, until - self.retry.min_attempt_s - time.time())
+            if not lock.acquire(timeout):
+                log.warning("singleflight lock on %s still held; synthesizing anyway", key[:12])
+                return _noop
+            return lock.release
+        except StateError as exc:  # the index is optional here
             self._index_trouble("singleflight is per process only", exc)
             return _noop
 
