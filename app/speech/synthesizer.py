@@ -17,8 +17,8 @@ voice cannot make it, the next fallback voice is tried, keeping ``fallback_reser
 Without a deadline (precompute, the CLI) a clip is one attempt, as a batch job retries later.
 
 Safe across threads and processes: a per-process lock per key keeps threads of one worker from
-spinning, and a lock in the shared key index keeps workers of one host from synthesizing the
-same key twice (waited for only until the deadline: a duplicate synthesis is harmless). Across
+spinning, and a ``flock`` beside the shared key index (released by the kernel if its process
+dies) keeps workers of one host from synthesizing the same key twice (waited for only until the deadline: a duplicate synthesis is harmless). Across
 hosts, the create-only store makes a duplicate synthesis harmless (same key, same bytes, first
 writer wins). Nothing that failed validation is ever published, spooled or indexed.
 """
