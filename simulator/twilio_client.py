@@ -96,6 +96,7 @@ USER_AGENT = "TwilioProxy/1.1"
 WORDS_PER_SECOND = 2.7
 MIN_SAY_S = 0.5
 APPLICATION_ERROR_TEXT = "We are sorry, an application error has occurred. Goodbye."
+FALLBACK_NOTE = "(recovered: Twilio requested the Fallback URL)"
 
 # Content types Twilio plays (NOTES-APIS); the simulator decodes the WAV ones.
 PLAYABLE_TYPES = frozenset(
@@ -181,6 +182,7 @@ class Knobs:
     caller_patience_s: float = 30.0
     max_documents: int = 200
     max_call_s: float = 3600.0
+    status_callback_retries: int = 0  # Twilio's connection override ``#rc=N`` on the status callback URL
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,7 @@ class CallConfig:
     knobs: Knobs = field(default_factory=Knobs)
     speed: float = 1.0
     media_cache: MediaCache | None = None
+    fallback_url: str | None = None  # the number's Fallback URL (relative to base_url, or absolute); None = none set
 
     def __post_init__(self) -> None:
         if self.call_sid is None:
@@ -644,6 +647,12 @@ class SimulatedCall:
                 status=status,
                 server_s=server_s,
             )
+            if self.config.fallback_url and via != "fallback":
+                # Twilio requests the number's Fallback URL at once, with ErrorCode and ErrorUrl.
+                self._fail(f.code, f.where, f"{f.message} {FALLBACK_NOTE}", url=target)
+                fallback = urljoin(self.config.base_url.rstrip("/") + "/", self.config.fallback_url.lstrip("/"))
+                return self._request_twiml(fallback, "POST", {"ErrorCode": str(f.code or ""), "ErrorUrl": target},
+                                           via="fallback")
             self._application_error(Failure(self.clock.now(), f.code, f.where, f.message, url=target, fatal=True))
             return None
         self.timeline.add(
@@ -751,23 +760,26 @@ class SimulatedCall:
         url = f"{cfg.base_url}/voice/status/{cfg.business_id}"
         params = self._params("completed")
         params["CallDuration"] = str(math.ceil(duration))
-        start = self.clock.now()
-        status: int | None = None
-        try:
-            response, server_s, target = self._send(url, "POST", params, self.knobs.webhook_timeout_s)
-        except _Fatal as fatal:
-            self.timeline.add(
-                start,
-                "webhook",
-                self.clock.now() - start,
-                url=url,
-                method="POST",
-                via="status",
-                status=None,
-                server_s=None,
-            )
-            self._fail(fatal.failure.code, "status_callback", fatal.failure.message, url=url)
-            return
+        for attempt in range(self.knobs.status_callback_retries + 1):
+            start = self.clock.now()
+            try:
+                response, server_s, target = self._send(url, "POST", params, self.knobs.webhook_timeout_s)
+                break
+            except _Fatal as fatal:
+                self.timeline.add(
+                    start,
+                    "webhook",
+                    self.clock.now() - start,
+                    url=url,
+                    method="POST",
+                    via="status",
+                    status=None,
+                    server_s=None,
+                )
+                if attempt < self.knobs.status_callback_retries:
+                    continue  # the connection override retries a failed connection at once
+                self._fail(fatal.failure.code, "status_callback", fatal.failure.message, url=url)
+                return
         status = response.status_code
         self.timeline.add(
             start,

@@ -707,3 +707,52 @@ def test_shared_httpx_client_is_left_open(server: TwimlServer) -> None:
         assert not client.is_closed
     assert first.call_sid != second.call_sid
     assert [s.form["CallSid"] for s in server.requests_to(INCOMING)] == [first.call_sid, second.call_sid]
+
+
+def test_a_failed_webhook_goes_to_the_fallback_url_with_error_code_and_url(server: TwimlServer) -> None:
+    server.twiml(INCOMING, '<Response><Gather input="speech" action="/process"/></Response>')
+    server.twiml("/process", "<Response><Say>x</Say></Response>", status=500)
+    server.twiml("/voice/fallback/demo", "<Response><Say>Sorry, say that again?</Say><Hangup/></Response>")
+    result = run_call(config(server, script=["hello"], fallback_url="/voice/fallback/demo"), clock=frozen_clock())
+    (fallback,) = server.requests_to("/voice/fallback/demo")
+    assert fallback.signature_ok and fallback.method == "POST"
+    assert (fallback.form["ErrorCode"], fallback.form["ErrorUrl"]) == ("11200", server.url("/process"))
+    assert fallback.form["CallSid"] == result.call_sid
+    assert result.ended_by == "hangup"
+    assert [f.fatal for f in result.failures] == [False]  # recovered: not an application error
+    assert [x for x in result.turns[0].heard] == ["Sorry, say that again?"]
+
+
+def test_a_failing_fallback_url_is_the_application_error(server: TwimlServer) -> None:
+    server.twiml(INCOMING, "<Response><Say>x</Say></Response>", status=500)
+    server.twiml("/voice/fallback/demo", "<Response><Say>x</Say></Response>", status=503)
+    result = run_call(config(server, fallback_url="/voice/fallback/demo"), clock=frozen_clock())
+    assert result.ended_by == "application_error"
+    assert [(f.code, f.fatal) for f in result.failures] == [(11200, False), (11200, True)]
+
+
+class _DropFirstStatusCallback(httpx.BaseTransport):
+    """A real transport that fails the first status-callback connection, as a dying worker would."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.dropped = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/voice/status/") and not self.dropped:
+            self.dropped += 1
+            raise httpx.ConnectError("connection reset", request=request)
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("retries, lost", [(0, True), (2, False)])
+def test_status_callback_connection_override_retries(server: TwimlServer, retries: int, lost: bool) -> None:
+    server.twiml(INCOMING, "<Response><Hangup/></Response>")
+    with httpx.Client(transport=_DropFirstStatusCallback()) as client:
+        result = run_call(config(server, knobs=replace(ZERO, status_callback_retries=retries)), clock=frozen_clock(),
+                          client=client)
+    assert len(server.requests_to("/voice/status/demo")) == (0 if lost else 1)
+    assert [f.where for f in result.failures] == (["status_callback"] if lost else [])

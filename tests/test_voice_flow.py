@@ -353,3 +353,51 @@ def test_call_state_down_keeps_the_caller_on_the_line(make_app):
     assert [x[0] for x in v] == ["Say"] + listen_tail(call_sid)
     assert v[0][2] == "Sorry, I didn't catch that. Could you say it again?"
     assert v[1][1]["action"] == f"{BASE}/voice/process/demo/{call_sid}"
+
+
+def fallback_post(client, call_sid, error_url, code="11205"):
+    return signed_post(client, "/voice/fallback/demo", twilio_form(call_sid, ErrorCode=code, ErrorUrl=error_url))
+
+
+def test_fallback_after_a_failed_hop_answers_that_hop(make_app):
+    responder = ScriptedResponder({}, default=Reply("Here it is."))
+    app, _ = build(make_app, responder=responder, provider=ToneProvider(delay_s=0.6))
+    client = app.test_client()
+    call_sid = new_call_sid()
+    redirect = verbs(process(client, call_sid, "question").data)[1][2]
+    # The worker serving that redirect died: Twilio posts the Fallback URL instead.
+    v = verbs(fallback_post(client, call_sid, redirect).data)
+    assert [x[0] for x in v] == ["Play"] + listen_tail(call_sid)
+    app.extensions["warmline"].shutdown()
+    (event,) = events(app)
+    assert (event["turn"], event["outcome"]) == (1, "filler")
+
+
+def test_fallback_after_a_failed_process_resumes_the_started_turn(make_app):
+    responder = ScriptedResponder({}, default=Reply("Resumed answer."))
+    app, _ = build(make_app, responder=responder, provider=ToneProvider(delay_s=0.6))
+    client = app.test_client()
+    call_sid = new_call_sid()
+    process(client, call_sid, "question")  # its response never reached Twilio
+    v = verbs(fallback_post(client, call_sid, f"{BASE}/voice/process/demo/{call_sid}").data)
+    assert [x[0] for x in v] == ["Play"] + listen_tail(call_sid)
+    assert responder.calls == ["question"]
+
+
+def test_fallback_before_any_turn_reprompts_and_after_incoming_greets(make_app):
+    app, _ = build(make_app)
+    client = app.test_client()
+    call_sid = new_call_sid()
+    v = verbs(fallback_post(client, call_sid, f"{BASE}/voice/process/demo/{call_sid}").data)
+    assert v[0][2] == "Sorry, I didn't catch that. Could you say it again?"
+    assert [x[0] for x in v] == ["Say"] + listen_tail(call_sid)
+    v = verbs(fallback_post(client, call_sid, f"{BASE}/voice/incoming/demo", code="11200").data)
+    assert v[0][2] == "Thanks for calling Harbourside Dental. How can I help you today?"
+
+
+@pytest.mark.parametrize("error_url", ["", "not a url", f"{BASE}/voice/tts-ready/demo/CAx?turn=abc", "javascript:alert(1)"])
+def test_fallback_with_a_strange_error_url_still_answers(make_app, error_url):
+    app, _ = build(make_app)
+    response = fallback_post(app.test_client(), new_call_sid(), error_url)
+    assert response.status_code == 200
+    assert [x[0] for x in verbs(response.data)][-1] == "Hangup"

@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from app.business import Business
 from app.errors import InvalidText, StateError, WarmlineError
@@ -101,6 +101,34 @@ class CallFlow:
             log.warning("call state unavailable at greeting: %s", exc)
         greeting = self.fixed(business, business.greeting, urls)
         return twiml.speak_then_listen([greeting], self.listen(business, urls), self.say_voice(business))
+
+    def fallback(self, business: Business, urls: Urls, error_url: str, error_code: str, t0: float) -> str:
+        """Twilio could not get TwiML from ``error_url`` (its worker died, it timed out): pick the call up again.
+
+        A failed ``tts-ready`` hop is answered as that hop (any worker can serve a turn); a failed
+        ``process`` resumes its turn if the turn had started, else asks the caller to say it again;
+        anything else starts over with the greeting.
+        """
+        log.warning("Twilio fallback for %s after error %s at %s", urls.call_sid, error_code or "?", error_url[:200])
+        parts = urlsplit(error_url)
+        kind = parts.path.strip("/").split("/")[1:2]
+        if kind == ["tts-ready"]:
+            query = parse_qs(parts.query)
+            try:
+                turn, played = int(query["turn"][0]), int(query.get("played", ["0"])[0])
+            except (KeyError, ValueError):
+                turn, played = 0, 0
+            if 1 <= turn <= 10_000 and 0 <= played <= 1000:
+                return self.ready(business, urls, turn, played, t0)
+        if kind in (["tts-ready"], ["process"]):
+            call = self.rt.state.get_call(urls.call_sid) or {}
+            turn = int(call.get("turn") or 0)
+            record = self.rt.state.get_turn(urls.call_sid, turn) if turn else None
+            if record is not None and not record.get("logged"):
+                return self.ready(business, urls, turn, 0, t0)
+            reprompt = self.fixed(business, business.prompt("reprompt"), urls)
+            return twiml.speak_then_listen([reprompt], self.listen(business, urls), self.say_voice(business))
+        return self.incoming(business, urls)
 
     def status(self, call_sid: str) -> None:
         self.rt.state.delete_call(call_sid)

@@ -96,6 +96,17 @@ def tts_ready(business_id: str, call_sid: str) -> Response:
     return xml(_flow().ready(business, _urls(business, call_sid), turn, played, g.t0))
 
 
+@bp.post("/fallback/<business_id>")
+@twilio_signed
+def fallback(business_id: str) -> Response:
+    """The number's Fallback URL: Twilio posts here (with ErrorCode, ErrorUrl) when another webhook failed."""
+    business = _business(business_id)
+    call_sid = _call_sid(request.form.get("CallSid", ""))
+    error_url = request.form.get("ErrorUrl", "")[:2000]
+    error_code = request.form.get("ErrorCode", "")[:16]
+    return xml(_flow().fallback(business, _urls(business, call_sid), error_url, error_code, g.t0))
+
+
 @bp.post("/status/<business_id>")
 @twilio_signed
 def status(business_id: str) -> Response:
