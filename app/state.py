@@ -42,6 +42,7 @@ import os
 import re
 import sqlite3
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -203,11 +204,11 @@ class CallState(Protocol):
     def close(self) -> None: ...
 
 
-class _Base:
+class _Base(ABC):
     """What both backends share: argument checks and polling."""
 
-    def get_turn(self, call_sid: str, turn: int) -> Record | None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def get_turn(self, call_sid: str, turn: int) -> Record | None: ...
 
     def wait_turn(
         self, call_sid: str, turn: int, until: Callable[[Record | None], bool], timeout_s: float, poll_s: float = 0.05
@@ -234,8 +235,8 @@ class _Base:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
 
 # --------------------------------------------------------------------------------------------

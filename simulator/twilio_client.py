@@ -633,28 +633,11 @@ class SimulatedCall:
             response, server_s, target = self._send(url, method, params, limit)
             status = response.status_code
             self.clock.sleep(half_rtt)
-            doc = self._parse_twiml(response, target, server_s, limit)
+            doc: _Document | None = self._parse_twiml(response, target, server_s, limit)
+            failure = None
         except _Fatal as fatal:
-            f = fatal.failure
-            target = f.url or target
-            self.timeline.add(
-                start,
-                "webhook",
-                self.clock.now() - start,
-                url=target,
-                method=method,
-                via=via,
-                status=status,
-                server_s=server_s,
-            )
-            if self.config.fallback_url and via != "fallback":
-                # Twilio requests the number's Fallback URL at once, with ErrorCode and ErrorUrl.
-                self._fail(f.code, f.where, f"{f.message} {FALLBACK_NOTE}", url=target)
-                fallback = urljoin(self.config.base_url.rstrip("/") + "/", self.config.fallback_url.lstrip("/"))
-                return self._request_twiml(fallback, "POST", {"ErrorCode": str(f.code or ""), "ErrorUrl": target},
-                                           via="fallback")
-            self._application_error(Failure(self.clock.now(), f.code, f.where, f.message, url=target, fatal=True))
-            return None
+            doc, failure = None, fatal.failure
+            target = failure.url or target
         self.timeline.add(
             start,
             "webhook",
@@ -665,7 +648,17 @@ class SimulatedCall:
             status=status,
             server_s=server_s,
         )
-        return doc
+        if failure is None:
+            return doc
+        if self.config.fallback_url and via != "fallback":
+            # Twilio requests the number's Fallback URL at once, with ErrorCode and ErrorUrl.
+            self._fail(failure.code, failure.where, f"{failure.message} {FALLBACK_NOTE}", url=target)
+            fallback = urljoin(self.config.base_url.rstrip("/") + "/", self.config.fallback_url.lstrip("/"))
+            return self._request_twiml(fallback, "POST", {"ErrorCode": str(failure.code or ""), "ErrorUrl": target},
+                                       via="fallback")
+        self._application_error(Failure(self.clock.now(), failure.code, failure.where, failure.message, url=target,
+                                        fatal=True))
+        return None
 
     def _parse_twiml(self, response: httpx.Response, url: str, server_s: float, limit: float) -> _Document:
         def fatal(code: int, where: str, message: str) -> _Fatal:
