@@ -38,7 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if not settings.public_url:
         # Behind a TLS-terminating proxy, see the scheme and host Twilio used (for signatures).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)  # type: ignore[method-assign]
-    logging.getLogger("warmline").setLevel(logging.INFO)
+    _configure_logging(settings.env)
 
     from app import cli, metrics
     from app.admin import init_app as init_admin
@@ -70,3 +70,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return response
 
     return app
+
+
+def _configure_logging(env: str) -> None:
+    """Structured logs: every ``warmline.*`` record as one JSON line on stderr (gunicorn collects it).
+
+    Under ``testing`` the records only propagate (pytest's capture reads them). Idempotent: the
+    handler is installed once per process however many apps are built.
+    """
+    from app.metrics import JsonFormatter
+
+    logger = logging.getLogger("warmline")
+    logger.setLevel(logging.INFO)
+    if env == "testing" or any(getattr(h, "_warmline", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    handler._warmline = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.propagate = False
