@@ -20,6 +20,7 @@ import pytest
 import precompute as precompute_pkg
 from app.errors import ConfigError, PrecomputeLocked
 from app.events import EventLog
+from app.responders.faq import FaqResponder
 from app.speech.canon import canon
 from app.speech.keys import content_key
 from app.speech.providers.deepgram import DeepgramProvider, make_deepgram_client
@@ -45,7 +46,9 @@ from simulator.deepgram_emulator import DeepgramEmulator
 from tests.fakes import ToneProvider
 from tests.precompute_support import ROOT, ToneSpeaker, write_deepgram_business
 
-FIXED_DEMO_CLIPS = 21  # 4 fillers, greeting, 6 prompts, 9 FAQ sentences, 1 hours sentence
+# 4 fillers, greeting, 6 prompts, 9 FAQ sentences, 1 hours sentence, and 12 sentences of the FAQ
+# responder's own fixed phrasing (FaqResponder.fixed_texts, duplicates removed)
+FIXED_DEMO_CLIPS = 33
 
 
 @pytest.fixture
@@ -162,7 +165,7 @@ def test_killed_run_leaves_no_partial_objects_and_the_rerun_finishes(make_app, t
     assert len(child_texts) >= len(published_by_child)
     names = stored_clips(rt)
     assert len(names) == FIXED_DEMO_CLIPS
-    plan = build_plan([rt.businesses.get("demo")], None, fixed_only=True)
+    plan = build_plan([rt.businesses.get("demo")], None, fixed_only=True, extra_fixed=FaqResponder().fixed_texts)
     assert {n.rsplit("/", 1)[1][:-4] for n in names} == plan.keys()
     for name in names:
         validate_ulaw_wav(rt.store.get(name))

@@ -211,6 +211,16 @@ def _with_follow_up(answer: str) -> str:
 class FaqResponder:
     """The business file's FAQ, hours and booking flow as a deterministic responder. Thread-safe."""
 
+    def fixed_texts(self, business: Business) -> list[str]:
+        """The phrasing this responder speaks whatever the caller says (precompute makes these ahead)."""
+        texts = [ANYTHING_ELSE, ASK_NAME_Q, ASK_TIME_Q, "We'll send a reminder.", "Goodbye!"]
+        if business.booking:
+            texts += [BOOK_START, NAME_AGAIN, BOOKING_CANCELLED]
+        else:
+            texts.append(NO_BOOKING)
+        texts += [TAKE_MESSAGE, MESSAGE_TAKEN, WELCOME]
+        return texts
+
     def reply(self, business: Business, history: list[dict[str, Any]], utterance: str) -> Reply:
         norm = _norm(utterance)
         if not re.search(r"[a-z0-9]", norm):
