@@ -339,7 +339,7 @@ def test_a_prefix_that_played_every_piece_ends_with_the_tail_only(make_app):
     rt.state.put_turn(call_sid, 1, {"status": "done", "started": time.time(), "text": "One. Two.", "action": "continue",
                                     "pieces": pieces, "hops": 1, "logged": False}, 60)
     with app.test_request_context():
-        v = verbs(flow.ready(demo, urls, 1, 2, time.time()))
+        v = verbs(flow.ready(demo, urls, 1, 2))
     assert [x[0] for x in v] == ["Gather", "Play", "Gather", "Play", "Hangup"]
 
 

@@ -102,7 +102,7 @@ class CallFlow:
         greeting = self.fixed(business, business.greeting, urls)
         return twiml.speak_then_listen([greeting], self.listen(business, urls), self.say_voice(business))
 
-    def fallback(self, business: Business, urls: Urls, error_url: str, error_code: str, t0: float) -> str:
+    def fallback(self, business: Business, urls: Urls, error_url: str, error_code: str) -> str:
         """Twilio could not get TwiML from ``error_url`` (its worker died, it timed out): pick the call up again.
 
         A failed ``tts-ready`` hop is answered as that hop (any worker can serve a turn); a failed
@@ -119,13 +119,13 @@ class CallFlow:
             except (KeyError, ValueError):
                 turn, played = 0, 0
             if 1 <= turn <= 10_000 and 0 <= played <= 1000:
-                return self.ready(business, urls, turn, played, t0)
+                return self.ready(business, urls, turn, played)
         if kind in (["tts-ready"], ["process"]):
             call = self.rt.state.get_call(urls.call_sid) or {}
             turn = int(call.get("turn") or 0)
             record = self.rt.state.get_turn(urls.call_sid, turn) if turn else None
             if record is not None and not record.get("logged"):
-                return self.ready(business, urls, turn, 0, t0)
+                return self.ready(business, urls, turn, 0)
             reprompt = self.fixed(business, business.prompt("reprompt"), urls)
             return twiml.speak_then_listen([reprompt], self.listen(business, urls), self.say_voice(business))
         return self.incoming(business, urls)
@@ -155,7 +155,7 @@ class CallFlow:
                                                            "filler_ms": elapsed})
         return twiml.speak_then_redirect([filler], urls.ready(turn, 0), self.say_voice(business))
 
-    def ready(self, business: Business, urls: Urls, turn: int, played: int, t_hop: float) -> str:
+    def ready(self, business: Business, urls: Urls, turn: int, played: int) -> str:
         record = self.rt.state.get_turn(urls.call_sid, turn)
         if record is None:
             # State lost (expired, or a Redis restart): ask again rather than fail.

@@ -93,7 +93,7 @@ def tts_ready(business_id: str, call_sid: str) -> Response:
         abort(400)
     if not (1 <= turn <= 10_000 and 0 <= played <= 1000):
         abort(400)
-    return xml(_flow().ready(business, _urls(business, call_sid), turn, played, g.t0))
+    return xml(_flow().ready(business, _urls(business, call_sid), turn, played))
 
 
 @bp.post("/fallback/<business_id>")
@@ -104,7 +104,7 @@ def fallback(business_id: str) -> Response:
     call_sid = _call_sid(request.form.get("CallSid", ""))
     error_url = request.form.get("ErrorUrl", "")[:2000]
     error_code = request.form.get("ErrorCode", "")[:16]
-    return xml(_flow().fallback(business, _urls(business, call_sid), error_url, error_code, g.t0))
+    return xml(_flow().fallback(business, _urls(business, call_sid), error_url, error_code))
 
 
 @bp.post("/status/<business_id>")
