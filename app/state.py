@@ -205,10 +205,61 @@ class CallState(Protocol):
 
 
 class _Base(ABC):
-    """What both backends share: argument checks and polling."""
+    """What both backends share: argument checks, the call and turn records over the backend's
+    ``_get``/``_update`` primitives, and polling."""
+
+    @staticmethod
+    @abstractmethod
+    def _call_key(call_sid: str) -> str: ...
+
+    @staticmethod
+    @abstractmethod
+    def _turn_key(call_sid: str, turn: int) -> str: ...
 
     @abstractmethod
-    def get_turn(self, call_sid: str, turn: int) -> Record | None: ...
+    def _group(self, call_sid: str, what: str) -> str | None:
+        """How the backend ties a ``what`` ("call" | "turn") record to its call for ``delete_call``."""
+
+    @abstractmethod
+    def _get(self, key: str, what: str) -> Record | None: ...
+
+    @abstractmethod
+    def _update(
+        self, key: str, group: str | None, fn: UpdateFn, ttl_s: float, create: bool, what: str, stamp: bool
+    ) -> Record | None: ...
+
+    # calls
+    def get_call(self, call_sid: str) -> Record | None:
+        return self._get(self._call_key(_check_sid(call_sid)), "call")
+
+    def update_call(self, call_sid: str, fn: UpdateFn, ttl_s: float, *, create: bool = True) -> Record | None:
+        """Atomically replace the call with ``fn(call or None)`` and reset its TTL.
+
+        With ``create=False`` a missing call stays missing (``fn`` is not called; returns None).
+        """
+        _check_sid(call_sid)
+        return self._update(self._call_key(call_sid), self._group(call_sid, "call"), fn, ttl_s, create, "call", False)
+
+    # turns
+    def put_turn(self, call_sid: str, turn: int, record: Record, ttl_s: float) -> None:
+        _check_sid(call_sid)
+        _check_turn(turn)
+        self._update(self._turn_key(call_sid, turn), self._group(call_sid, "turn"), lambda _cur: record, ttl_s, True,
+                     "turn", True)
+
+    def get_turn(self, call_sid: str, turn: int) -> Record | None:
+        _check_sid(call_sid)
+        _check_turn(turn)
+        return self._get(self._turn_key(call_sid, turn), "turn")
+
+    def update_turn(
+        self, call_sid: str, turn: int, fn: UpdateFn, ttl_s: float, *, create: bool = True
+    ) -> Record | None:
+        """Atomically replace the turn with ``fn(turn or None)`` (``updated`` stamped) and reset its TTL."""
+        _check_sid(call_sid)
+        _check_turn(turn)
+        return self._update(self._turn_key(call_sid, turn), self._group(call_sid, "turn"), fn, ttl_s, create, "turn",
+                            True)
 
     def wait_turn(
         self, call_sid: str, turn: int, until: Callable[[Record | None], bool], timeout_s: float, poll_s: float = 0.05
@@ -299,42 +350,14 @@ class DiskCallState(_Base):
             self._cache.set(key, raw, expire=ttl, tag=tag)
             return new
 
-    # calls
-    def get_call(self, call_sid: str) -> Record | None:
-        return self._get(self._call_key(_check_sid(call_sid)), "call")
-
-    def update_call(self, call_sid: str, fn: UpdateFn, ttl_s: float, *, create: bool = True) -> Record | None:
-        """Atomically replace the call with ``fn(call or None)`` and reset its TTL.
-
-        With ``create=False`` a missing call stays missing (``fn`` is not called; returns None).
-        """
-        _check_sid(call_sid)
-        return self._update(self._call_key(call_sid), call_sid, fn, ttl_s, create, "call", False)
-
     def delete_call(self, call_sid: str) -> None:
         """Remove the call, all its turns and its leases, atomically."""
         _check_sid(call_sid)
         with self._guard(), self._cache.transact():
             self._cache.evict(call_sid)
 
-    # turns
-    def put_turn(self, call_sid: str, turn: int, record: Record, ttl_s: float) -> None:
-        _check_sid(call_sid)
-        _check_turn(turn)
-        self._update(self._turn_key(call_sid, turn), call_sid, lambda _cur: record, ttl_s, True, "turn", True)
-
-    def get_turn(self, call_sid: str, turn: int) -> Record | None:
-        _check_sid(call_sid)
-        _check_turn(turn)
-        return self._get(self._turn_key(call_sid, turn), "turn")
-
-    def update_turn(
-        self, call_sid: str, turn: int, fn: UpdateFn, ttl_s: float, *, create: bool = True
-    ) -> Record | None:
-        """Atomically replace the turn with ``fn(turn or None)`` (``updated`` stamped) and reset its TTL."""
-        _check_sid(call_sid)
-        _check_turn(turn)
-        return self._update(self._turn_key(call_sid, turn), call_sid, fn, ttl_s, create, "turn", True)
+    def _group(self, call_sid: str, what: str) -> str:
+        return call_sid  # the diskcache tag every record of the call carries (delete_call evicts it)
 
     # leases
     def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
@@ -533,44 +556,15 @@ class RedisCallState(_Base):
                     continue
             raise StateError(f"redis state: {key} changed under us {_WATCH_RETRIES} times in a row")
 
-    # calls
-    def get_call(self, call_sid: str) -> Record | None:
-        return self._get(self._call_key(_check_sid(call_sid)), "call")
-
-    def update_call(self, call_sid: str, fn: UpdateFn, ttl_s: float, *, create: bool = True) -> Record | None:
-        """Atomically replace the call with ``fn(call or None)`` and reset its TTL.
-
-        With ``create=False`` a missing call stays missing (``fn`` is not called; returns None).
-        """
-        _check_sid(call_sid)
-        return self._update(self._call_key(call_sid), None, fn, ttl_s, create, "call", False)
-
     def delete_call(self, call_sid: str) -> None:
         """Remove the call, all its turns and its leases, atomically."""
         _check_sid(call_sid)
         with self._guard():
             self._delete(keys=[self._call_key(call_sid), self._index_key(call_sid)])
 
-    # turns
-    def put_turn(self, call_sid: str, turn: int, record: Record, ttl_s: float) -> None:
-        _check_sid(call_sid)
-        _check_turn(turn)
-        self._update(
-            self._turn_key(call_sid, turn), self._index_key(call_sid), lambda _cur: record, ttl_s, True, "turn", True
-        )
-
-    def get_turn(self, call_sid: str, turn: int) -> Record | None:
-        _check_sid(call_sid)
-        _check_turn(turn)
-        return self._get(self._turn_key(call_sid, turn), "turn")
-
-    def update_turn(
-        self, call_sid: str, turn: int, fn: UpdateFn, ttl_s: float, *, create: bool = True
-    ) -> Record | None:
-        """Atomically replace the turn with ``fn(turn or None)`` (``updated`` stamped) and reset its TTL."""
-        _check_sid(call_sid)
-        _check_turn(turn)
-        return self._update(self._turn_key(call_sid, turn), self._index_key(call_sid), fn, ttl_s, create, "turn", True)
+    def _group(self, call_sid: str, what: str) -> str | None:
+        # turns are listed in the call's index set (delete_call removes them); the call key itself is not
+        return self._index_key(call_sid) if what == "turn" else None
 
     # leases
     def _lease_index(self, name: str) -> str:
