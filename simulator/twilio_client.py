@@ -638,16 +638,7 @@ class SimulatedCall:
         except _Fatal as fatal:
             doc, failure = None, fatal.failure
             target = failure.url or target
-        self.timeline.add(
-            start,
-            "webhook",
-            self.clock.now() - start,
-            url=target,
-            method=method,
-            via=via,
-            status=status,
-            server_s=server_s,
-        )
+        self._record_webhook(start, target, method, via, status, server_s)
         if failure is None:
             return doc
         if self.config.fallback_url and via != "fallback":
@@ -759,33 +750,21 @@ class SimulatedCall:
                 response, server_s, target = self._send(url, "POST", params, self.knobs.webhook_timeout_s)
                 break
             except _Fatal as fatal:
-                self.timeline.add(
-                    start,
-                    "webhook",
-                    self.clock.now() - start,
-                    url=url,
-                    method="POST",
-                    via="status",
-                    status=None,
-                    server_s=None,
-                )
+                self._record_webhook(start, url, "POST", "status", None, None)
                 if attempt < self.knobs.status_callback_retries:
                     continue  # the connection override retries a failed connection at once
                 self._fail(fatal.failure.code, "status_callback", fatal.failure.message, url=url)
                 return
         status = response.status_code
-        self.timeline.add(
-            start,
-            "webhook",
-            self.clock.now() - start,
-            url=target,
-            method="POST",
-            via="status",
-            status=status,
-            server_s=server_s,
-        )
+        self._record_webhook(start, target, "POST", "status", status, server_s)
         if not response.is_success:
             self._fail(HTTP_RETRIEVAL_FAILURE, "status_callback", f"HTTP {status} from the status callback", url=url)
+
+    def _record_webhook(self, start: float, url: str, method: str, via: str, status: int | None,
+                        server_s: float | None) -> None:
+        """One webhook exchange on the timeline, from ``start`` (simulated s) until now."""
+        self.timeline.add(start, "webhook", self.clock.now() - start, url=url, method=method, via=via, status=status,
+                          server_s=server_s)
 
     # ---- failures -------------------------------------------------------------------------
 
