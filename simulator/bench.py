@@ -53,7 +53,6 @@ import platform
 import random
 import re
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -67,6 +66,7 @@ import httpx
 import numpy as np
 
 from simulator.corpus import BadDialogue, Dialogue, parse_dialogue
+from simulator.support import work_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "sgd-dev.jsonl"
@@ -525,13 +525,7 @@ def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
 
     all_arms = arms(config.instant_budget_ms)
     chosen_arms = [all_arms[a] for a in config.arms]
-    tmp = None
-    if config.work_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="warmline-bench-")
-        work = Path(tmp.name)
-    else:
-        work = Path(config.work_dir)
-        work.mkdir(parents=True, exist_ok=True)
+    work, tmp = work_dir(config.work_dir, "warmline-bench-")
     started = time.monotonic()
     info = machine()
     emulators: list[Any] = []

@@ -27,10 +27,11 @@ import argparse
 import io
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from simulator.support import work_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_WAV = ROOT / "var" / "demo-call.wav"
@@ -157,11 +158,7 @@ def run_demo(*, wav: Path = DEMO_WAV, data_dir: Path | None = None, speed: float
     from simulator.twilio_client import CallConfig, format_transcript, run_call
 
     out = out or sys.stdout
-    tmp = None
-    if data_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="warmline-demo-")
-        data_dir = Path(tmp.name)
-    data_dir = Path(data_dir)
+    data_dir, tmp = work_dir(data_dir, "warmline-demo-")
     try:
         config = {"env": "testing", "data_dir": data_dir, "twilio_auth_token": DEMO_TOKEN}
         print(f"warming the fixed phrases of {DEMO_BUSINESS!r} into {data_dir} ...", file=out, flush=True)

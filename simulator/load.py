@@ -28,7 +28,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -39,6 +38,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+from simulator.support import work_dir
 
 NAMES = ("Sam Jones", "Priya Patel", "Liam O'Brien", "Mei Chen", "Ava Smith", "Noah Brown", "Zara Ali",
          "Tom Walker", "Ruby Green", "Jack Wilson", "Isla Moore", "Leo Martin")
@@ -103,11 +104,7 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
     base_url = config.url
     try:
         if base_url is None:
-            if config.data_dir is None:
-                tmp = tempfile.TemporaryDirectory(prefix="warmline-load-")
-                data_dir = Path(tmp.name)
-            else:
-                data_dir = Path(config.data_dir)
+            data_dir, tmp = work_dir(config.data_dir, "warmline-load-")
             print("warming the fixed phrases ...", file=out, flush=True)
             warm({"env": "testing", "data_dir": data_dir, "twilio_auth_token": config.token},
                  extra=faq_fixed_phrases())

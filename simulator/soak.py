@@ -58,7 +58,6 @@ import os
 import random
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -69,6 +68,7 @@ from typing import Any
 
 import httpx
 
+from simulator.support import work_dir
 from simulator.twilio_client import FALLBACK_NOTE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -308,13 +308,7 @@ def run_soak(config: SoakConfig, out: Any = None, *, command: str | None = None)
     def say(msg: str) -> None:
         print(msg, file=out, flush=True)
 
-    tmp = None
-    if config.work_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="warmline-soak-")
-        work = Path(tmp.name)
-    else:
-        work = Path(config.work_dir)
-        work.mkdir(parents=True, exist_ok=True)
+    work, tmp = work_dir(config.work_dir, "warmline-soak-")
     data_dir = work / "var"
     toml = work / "businesses.toml"
     toml.write_text(business_toml(), encoding="utf-8")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+import tempfile
 import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -23,3 +25,13 @@ def wait_for_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> 
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s")
+
+
+def work_dir(path: str | Path | None, prefix: str) -> tuple[Path, tempfile.TemporaryDirectory | None]:
+    """``path`` (created if missing) or a new temporary directory; returns (dir, the temp dir to clean up or None)."""
+    if path is None:
+        tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        return Path(tmp.name), tmp
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory, None
