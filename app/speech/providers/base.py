@@ -62,6 +62,26 @@ def request_pieces(text: str, limit: int = MAX_CHARS) -> list[str]:
     units: list[str] = []
     for sentence in split_sentences(text):
         units.extend(_fit(sentence, limit))
+    return _pack(units, limit)
+
+
+def _fit(sentence: str, limit: int) -> list[str]:
+    """``sentence`` as parts of at most ``limit`` characters (usually just ``[sentence]``)."""
+    if len(sentence) <= limit:
+        return [sentence]
+    parts: list[str] = []
+    for clause in split_clauses(sentence):
+        if len(clause) <= limit:
+            parts.append(clause)
+            continue
+        # words packed back together; a "word" longer than a request is cut into request-sized chunks
+        chunks = [word[i:i + limit] for word in clause.split() for i in range(0, len(word), limit)]
+        parts.extend(_pack(chunks, limit))
+    return [part for part in parts if part]
+
+
+def _pack(units: list[str], limit: int) -> list[str]:
+    """``units`` joined greedily by single spaces into pieces of at most ``limit`` characters, in order."""
     pieces: list[str] = []
     current = ""
     for unit in units:
@@ -75,32 +95,3 @@ def request_pieces(text: str, limit: int = MAX_CHARS) -> list[str]:
     if current:
         pieces.append(current)
     return pieces
-
-
-def _fit(sentence: str, limit: int) -> list[str]:
-    """``sentence`` as parts of at most ``limit`` characters (usually just ``[sentence]``)."""
-    if len(sentence) <= limit:
-        return [sentence]
-    parts: list[str] = []
-    for clause in split_clauses(sentence):
-        if len(clause) <= limit:
-            parts.append(clause)
-            continue
-        current = ""
-        for word in clause.split():
-            while len(word) > limit:  # one "word" longer than a request: cut it
-                if current:
-                    parts.append(current)
-                    current = ""
-                parts.append(word[:limit])
-                word = word[limit:]
-            if not current:
-                current = word
-            elif len(current) + 1 + len(word) <= limit:
-                current = f"{current} {word}"
-            else:
-                parts.append(current)
-                current = word
-        if current:
-            parts.append(current)
-    return [part for part in parts if part]
