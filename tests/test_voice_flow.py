@@ -52,6 +52,16 @@ def follow(client, redirect_url):
     return signed_post(client, path, twilio_form(call_sid))
 
 
+def last_document(client, url, max_hops=6):
+    """Follow tts-ready redirects from ``url``; the first document that does not redirect again."""
+    for _ in range(max_hops):
+        v = verbs(follow(client, url).data)
+        if v[-1][0] != "Redirect":
+            return v
+        url = v[-1][2]
+    raise AssertionError(f"still redirecting after {max_hops} hops: {v}")
+
+
 def listen_tail(call_sid):
     """The verbs after an answer that listens: Gather, still-there, Gather, goodbye, Hangup."""
     return ["Gather", "Say", "Gather", "Say", "Hangup"]
@@ -172,12 +182,7 @@ def test_deadline_falls_back_to_say_of_the_answer_text(make_app):
     app, _ = build(make_app, responder=responder, provider=ToneProvider(delay_s=3.0), hop_s=0.4, turn_deadline_s=1.0)
     client = app.test_client()
     call_sid = new_call_sid()
-    url = verbs(process(client, call_sid, "question").data)[1][2]
-    for _ in range(6):
-        v = verbs(follow(client, url).data)
-        if v[-1][0] != "Redirect":
-            break
-        url = v[-1][2]
+    v = last_document(client, verbs(process(client, call_sid, "question").data)[1][2])
     assert [x[0] for x in v] == ["Say"] + listen_tail(call_sid)
     assert v[0] == ("Say", {"voice": "Polly.Joanna-Neural", "language": "en-US"}, "Here is the answer you wanted.", [])
     app.extensions["warmline"].shutdown()
@@ -190,12 +195,7 @@ def test_deadline_with_no_text_apologises(make_app):
     app, _ = build(make_app, responder=responder, hop_s=0.4, turn_deadline_s=1.0)
     client = app.test_client()
     call_sid = new_call_sid()
-    url = verbs(process(client, call_sid, "question").data)[1][2]
-    for _ in range(6):
-        v = verbs(follow(client, url).data)
-        if v[-1][0] != "Redirect":
-            break
-        url = v[-1][2]
+    v = last_document(client, verbs(process(client, call_sid, "question").data)[1][2])
     assert v[0][2] == "I'm sorry, I'm having trouble right now. Please call back in a few minutes."
     assert [x[0] for x in v] == ["Say"] + listen_tail(call_sid)
 
