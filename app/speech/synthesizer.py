@@ -171,11 +171,7 @@ class Synthesizer:
     def lookup(self, text: str, voice: Voice) -> Clip | None:
         """The indexed (or spooled) clip for ``text`` in ``voice``, or None. Never touches the network."""
         spoken = self.prepare(text)
-        key = content_key(spoken, voice)
-        entry = self._index_get(key)
-        if entry is not None:
-            return Clip(key, entry.name, entry.url, spoken, entry.duration_s, "index", voice=voice.slug)
-        return self._spooled(key, spoken, voice)
+        return self._known(content_key(spoken, voice), spoken, voice)
 
     def clip(self, text: str, voice: Voice, *, deadline: float | None = None,
              fallbacks: Sequence[Voice] = ()) -> Clip:
@@ -220,12 +216,9 @@ class Synthesizer:
         last voice of a chain is not cut off: if it finishes after the turn's deadline, the caller
         has heard ``<Say>`` but the clip is published for the next caller."""
         key = content_key(spoken, voice)
-        entry = self._index_get(key)
-        if entry is not None:
-            return Clip(key, entry.name, entry.url, spoken, entry.duration_s, "index", voice=voice.slug)
-        spooled = self._spooled(key, spoken, voice)
-        if spooled is not None:
-            return spooled
+        known = self._known(key, spoken, voice)
+        if known is not None:
+            return known
         provider = self.providers.get(voice.provider)
         if provider is None:
             raise SynthesisRejected(f"no provider {voice.provider!r} is configured")
@@ -244,14 +237,18 @@ class Synthesizer:
         finally:
             key_lock.release()
 
-    def _fill(self, key: str, spoken: str, voice: Voice, provider: TTSProvider, until: float | None,
-              bounded: bool) -> Clip:
+    def _known(self, key: str, spoken: str, voice: Voice) -> Clip | None:
+        """The clip if it is indexed or spooled here (local lookups only), else None."""
         entry = self._index_get(key)
         if entry is not None:
             return Clip(key, entry.name, entry.url, spoken, entry.duration_s, "index", voice=voice.slug)
-        spooled = self._spooled(key, spoken, voice)
-        if spooled is not None:
-            return spooled
+        return self._spooled(key, spoken, voice)
+
+    def _fill(self, key: str, spoken: str, voice: Voice, provider: TTSProvider, until: float | None,
+              bounded: bool) -> Clip:
+        known = self._known(key, spoken, voice)  # again, under the locks: another worker may have made it
+        if known is not None:
+            return known
         name = object_name(key, voice)
         published = self._from_store(key, name, spoken, voice, until)
         if published is not None:
