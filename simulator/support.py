@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -35,3 +36,13 @@ def work_dir(path: str | Path | None, prefix: str) -> tuple[Path, tempfile.Tempo
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
     return directory, None
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    """Terminate ``proc`` and wait for it; kill it if it has not exited within ``timeout_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)

@@ -36,7 +36,7 @@ from cdn.store import is_valid_name
 from simulator.deepgram_emulator import DeepgramEmulator
 from tests.conftest import TWILIO_TOKEN, sign, twilio_form
 from tests.gcs_support import emulator_command
-from tests.support import free_port, wait_for_port
+from tests.support import free_port, stop_process, wait_for_port
 from tests.twiml_support import verbs
 
 ANSWER_TAIL = ["Gather", "Say", "Gather", "Say", "Hangup"]
@@ -247,12 +247,7 @@ class GcsEmulator:
         if proc is None or proc.poll() is not None:
             return
         os.kill(proc.pid, signal.SIGCONT)
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)
 
     def get(self, name: str, prefix: str) -> bytes | None:
         """The bytes of object ``<prefix>/<name>`` (None when absent), over the emulator's public GET."""

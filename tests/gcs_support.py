@@ -27,7 +27,7 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.response import HTTPResponse
 
-from tests.support import free_port, wait_for_port
+from tests.support import free_port, stop_process, wait_for_port
 
 EMULATOR_START_TIMEOUT_S = 15.0
 
@@ -56,12 +56,7 @@ def running_emulator() -> Iterator[str]:
         wait_for_port(port, timeout=EMULATOR_START_TIMEOUT_S)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)
 
 
 def emulator_admin_client(base_url: str) -> storage.Client:

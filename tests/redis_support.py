@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Self
 
-from tests.support import free_port
+from tests.support import free_port, stop_process
 
 
 def redis_server_binary() -> str:
@@ -70,12 +70,7 @@ class RedisServer:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)
 
     def __enter__(self) -> Self:
         return self.start()

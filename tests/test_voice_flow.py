@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 
 from app.errors import ResponderError, StateError
 from app.responders.base import Reply
 from app.speech.voices import Voice
-from tests.conftest import TWILIO_TOKEN, new_call_sid, sign, signed_post, twilio_form
+from tests.conftest import new_call_sid, sign, signed_post, twilio_form
 from tests.fakes import ScriptedResponder, ToneProvider
 from tests.twiml_support import tags, verbs
 
