@@ -54,7 +54,6 @@ threads, each with its own SimulatedCall (and clock). :class:`MediaCache` and an
 from __future__ import annotations
 
 import math
-import secrets
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -65,6 +64,7 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 from app.errors import InvalidAudio
+from app.ids import new_call_sid
 from app.speech.wav import wav_duration_s
 from simulator.clock import Clock
 from simulator.timeline import (
@@ -146,11 +146,6 @@ SCHEMA_VALIDATION = 12200
 INVALID_CONTENT_TYPE = 12300
 PLAY_INVALID_CONTENT_TYPE = 13420
 GATHER_PLAY_INVALID_CONTENT_TYPE = 13325
-
-
-def new_call_sid() -> str:
-    """A random Twilio-shaped call SID: ``CA`` + 32 lowercase hex digits."""
-    return "CA" + secrets.token_hex(16)
 
 
 def say_duration_s(text: str) -> float:
