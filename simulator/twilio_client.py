@@ -74,6 +74,7 @@ from simulator.timeline import (
     Timeline,
     TurnMetrics,
     format_transcript,
+    is_answer_audio,
 )
 
 __all__ = [
@@ -353,13 +354,15 @@ class SimulatedCall:
     def _execute(self, doc: _Document) -> _Document | None:
         """Run one document's verbs; return the next document, or None when the call ends."""
         verbs = list(doc.root)
-        terminal = any(v.tag in ("Gather", "Hangup", "Dial") for v in verbs)
+        tags = [v.tag for v in verbs]
+        redirect = next((v for v in verbs if v.tag == "Redirect"), None)
+        redirect_url = urljoin(doc.url, (redirect.text or "").strip()) if redirect is not None else None
         for i, verb in enumerate(verbs):
             if self.clock.now() >= self.knobs.max_call_s:
                 self._fail(None, "simulator", f"call longer than {self.knobs.max_call_s} s", fatal=True)
                 self._ended_by = "limit"
                 return None
-            answer = terminal or not any(v.tag == "Redirect" for v in verbs[i + 1 :])
+            answer = is_answer_audio(tags, i, doc.url, redirect_url)
             tag = verb.tag
             if tag == "Play":
                 self._play_verb(verb, doc, answer=answer)
