@@ -86,7 +86,9 @@ class LoadConfig:
 
     ``workers`` / ``threads`` None: the project's gunicorn defaults. ``llm_ms``: the LLM emulator's
     latency, uniform between the two (milliseconds). ``server_env``: extra ``WARMLINE_*`` settings
-    for the server started here. Thresholds: ``max_problem_rate`` (share of caller turns whose
+    for the server started here. ``steady_only``: the turn metrics and what the callers heard count only
+    turns that start after the ramp and before the deadline (all N callers active; errors count always).
+    Thresholds: ``max_problem_rate`` (share of caller turns whose
     answer was not own-voice clips), ``max_answer_p95_s`` / ``max_silence_p95_s`` (None: no limit).
     """
 
@@ -111,6 +113,7 @@ class LoadConfig:
     deepgram_per_char_ms: float = 4.0
     deepgram_jitter_ms: float = 100.0
     server_env: dict[str, str] = field(default_factory=dict)
+    steady_only: bool = False  # count only turns that start after the ramp and before the deadline
     max_problem_rate: float = 0.01
     max_answer_p95_s: float | None = None
     max_silence_p95_s: float | None = None
@@ -162,7 +165,7 @@ def verdict(summary: dict[str, Any], config: LoadConfig) -> list[str]:
     return reasons
 
 
-class _Emulators:
+class Emulators:
     """The LLM / Deepgram emulators a run starts (none, one or both); ``stop()`` stops them. One owner."""
 
     def __init__(self) -> None:
@@ -175,7 +178,7 @@ class _Emulators:
                 emulator.stop()
 
 
-def _prepare_server(config: LoadConfig, data_dir: Path, emulators: _Emulators, out: Any) -> tuple[Any, Path]:
+def prepare_server(config: LoadConfig, data_dir: Path, emulators: Emulators, out: Any) -> tuple[Any, Path]:
     """Warm the fixed phrases, start the emulators the config asks for and gunicorn; (server, businesses TOML)."""
     from app.business import load_businesses
     from app.config import load_settings
@@ -188,6 +191,7 @@ def _prepare_server(config: LoadConfig, data_dir: Path, emulators: _Emulators, o
     env = {"WARMLINE_TWILIO_AUTH_TOKEN": config.token}
     warm_config: dict[str, Any] = {"env": "testing", "data_dir": data_dir, "twilio_auth_token": config.token}
     speaker = ToneSpeaker()
+    data_dir.mkdir(parents=True, exist_ok=True)
     if config.voice == "deepgram":
         toml = data_dir / "businesses.toml"
         toml.write_text(deepgram_business_toml(Path(load_settings(environ={}).businesses), config.business),
@@ -246,14 +250,14 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
     out = out or sys.stdout
     tmp = None
     server = None
-    emulators = _Emulators()
+    emulators = Emulators()
     data_dir: Path | None = None
     base_url = config.url
     toml = config.businesses or Path(load_settings(environ={}).businesses)
     try:
         if base_url is None:
             data_dir, tmp = work_dir(config.data_dir, "warmline-load-")
-            server, toml = _prepare_server(config, data_dir, emulators, out)
+            server, toml = prepare_server(config, data_dir, emulators, out)
             base_url = server.base_url
         business = load_businesses(toml).get(config.business)
         rule = HeardRule.for_business(business) if business is not None else None
@@ -278,6 +282,7 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
                 while time.monotonic() < deadline:
                     call = CallConfig(base_url=base_url, business_id=config.business, auth_token=config.token,
                                       script=script_for(rng), knobs=knobs, speed=config.speed, media_cache=cache)
+                    placed = time.monotonic()
                     try:
                         result = run_call(call, client=client)
                     except Exception as exc:  # noqa: BLE001 - a simulator crash is counted and reported as an error
@@ -285,12 +290,20 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
                             crashes.append(f"{type(exc).__name__}: {exc}")
                         return
                     with lock:
-                        results.append(result)
+                        results.append((placed, result))
 
         threads = [threading.Thread(target=caller, args=(i,), name=f"caller-{i}", daemon=True)
                    for i in range(config.calls)]
         for t in threads:
             t.start()
+        steady_cpu = None  # CPU cores the server used while all callers were active (after the ramp)
+        if cpu_pids and deadline - started > config.ramp_s:
+            time.sleep(max(0.0, started + config.ramp_s - time.monotonic()))
+            tree = set(process_tree(server.proc.pid))
+            cpu_a, t_a = sum(proc_cpu_s(p) for p in tree), time.monotonic()
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            tree |= set(process_tree(server.proc.pid))
+            steady_cpu = (sum(proc_cpu_s(p) for p in tree) - cpu_a) / max(1e-9, time.monotonic() - t_a)
         hard_stop = deadline + 300
         for t in threads:
             t.join(max(0.0, hard_stop - time.monotonic()))
@@ -308,12 +321,15 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
         turns = []
         with lock:
             done = list(results)
-        for result in done:
+        steady = (started + config.ramp_s, deadline)
+        for placed, result in done:
             ended[result.ended_by] += 1
             for f in result.failures:
                 failures[f"{f.code} {f.where}: {f.message[:60]}"] += 1
                 fatal += f.fatal
             for turn in result.turns:
+                if config.steady_only and not steady[0] <= placed + turn.start_s / config.speed < steady[1]:
+                    continue
                 turns.append(turn)
                 if turn.time_to_first_audio_s is not None:
                     first.append(turn.time_to_first_audio_s)
@@ -338,6 +354,7 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
             "crashes": crashes[:20],
             "stuck_callers": stuck,
             "caller_turns": len(turns),
+            "caller_turns_all": sum(len(r.turns) for _p, r in done),
             "caller_heard": heard,
             "caller_heard_problems": problems,
             "problem_rate": round(problems / len(turns), 4) if turns and problems is not None else 0.0,
@@ -351,6 +368,7 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
             "webhook_response_s": pct(server_s),
             "server_cpu_s": None if cpu is None else round(cpu, 2),
             "server_cpu_share": None if cpu is None or not wall else round(cpu / wall, 3),
+            "server_cpu_cores_steady": None if steady_cpu is None else round(steady_cpu, 3),
             "peak_rss_mb_per_worker": rss,
         }
         if data_dir is not None:
@@ -376,7 +394,9 @@ def format_summary(s: dict[str, Any]) -> str:
 
     lines = [
         (f"calls completed {s['calls_completed']} in {s['wall_s']:.0f} s ({s['ended_by']}); "
-         f"caller turns {s['caller_turns']}; webhooks {s['webhooks']} ({s['webhooks_per_s']}/s)"),
+         f"caller turns {s['caller_turns']}"
+         + (f" measured (of {s['caller_turns_all']}, steady window only)" if s["config"]["steady_only"] else "")
+         + f"; webhooks {s['webhooks']} ({s['webhooks_per_s']}/s)"),
         (f"transport and TwiML failures: {s['errors']} (fatal {s['fatal']}, simulator crashes {len(s['crashes'])}, "
          f"stuck callers {s['stuck_callers']})"),
     ]
@@ -394,7 +414,9 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"server: {s['server_turn_events']} turn events {s['outcomes']}, fallback rate "
                      f"{s['fallback_rate']}, tracebacks in the log {s['server_log_errors']}")
     if s["server_cpu_s"] is not None:
-        lines.append(f"server CPU {s['server_cpu_s']} s ({s['server_cpu_share']:.0%} of one core); "
+        steady = s["server_cpu_cores_steady"]
+        lines.append(f"server CPU {s['server_cpu_s']} s ({s['server_cpu_share']:.0%} of one core over the run"
+                     + ("" if steady is None else f", {steady:.0%} after the ramp") + "); "
                      f"peak RSS per worker {s['peak_rss_mb_per_worker']} MB")
     lines.append("verdict: PASS" if s["ok"] else f"verdict: FAIL -- {'; '.join(s['verdict'])}")
     return "\n".join(lines)
@@ -417,18 +439,20 @@ def _ms_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def add_server_arguments(p: argparse.ArgumentParser, d: LoadConfig) -> None:
-    """The options that shape the server a run starts (shared with ``simulator capacity``)."""
+def add_server_arguments(p: argparse.ArgumentParser, d: LoadConfig, *, choices: bool = True) -> None:
+    """The options that shape the server a run starts (shared with ``simulator capacity``, ``choices=False``:
+    it always runs the LLM and Deepgram emulators)."""
     p.add_argument("--workers", type=int, default=d.workers, help="gunicorn workers (default: the project's)")
     p.add_argument("--threads", type=int, default=d.threads, help="gunicorn threads per worker (default: the project's)")
-    p.add_argument("--responder", choices=("faq", "llm"), default=d.responder,
-                   help="the built-in FAQ responder, or the OpenAI-compatible one against the LLM emulator")
     p.add_argument("--llm-ms", type=_ms_range, default=d.llm_ms, metavar="MIN,MAX",
                    help="LLM emulator latency, uniform (default 500,1500)")
-    p.add_argument("--llm-fault-rate", type=float, default=d.llm_fault_rate,
-                   help="share of LLM requests answered with HTTP 500 (default 0)")
-    p.add_argument("--voice", choices=("piper", "deepgram"), default=d.voice,
-                   help="the sample business's Piper voice, or Deepgram against the Deepgram emulator")
+    if choices:
+        p.add_argument("--responder", choices=("faq", "llm"), default=d.responder,
+                       help="the built-in FAQ responder, or the OpenAI-compatible one against the LLM emulator")
+        p.add_argument("--llm-fault-rate", type=float, default=d.llm_fault_rate,
+                       help="share of LLM requests answered with HTTP 500 (default 0)")
+        p.add_argument("--voice", choices=("piper", "deepgram"), default=d.voice,
+                       help="the sample business's Piper voice, or Deepgram against the Deepgram emulator")
     p.add_argument("--server-env", type=_env_pair, action="append", default=[], metavar="WARMLINE_X=V",
                    help="an extra server setting (repeatable), e.g. WARMLINE_TURN_WORKERS=2")
 
