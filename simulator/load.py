@@ -26,7 +26,9 @@ Reported: calls completed and how they ended; simulator failures by Twilio error
 p99 / max of time to first audio, longest silence, time to answer audio and webhook response
 time; and **what the callers heard** as each turn's answer (:class:`simulator.timeline.HeardRule`):
 own-voice clips, a fallback voice, a <Say>, the business's apology, or nothing -- plus responder
-failures (requests the LLM emulator failed, when this command runs it). The last line is a
+failures (:func:`responder_failures`: the server's log says so, a timeout included) and LLM requests whose
+history was incoherent (:func:`history_problems`: roles out of turn, an agent line the model never
+produced for what preceded it -- a turn run twice, a late reply). The last line is a
 verdict: ``PASS``, or ``FAIL`` with every threshold exceeded (transport errors, the share of
 turns with a caller-heard problem over ``--max-problem-rate``, and the optional p95 limits); the
 command exits 1 on FAIL. So a run where every answer is an apology cannot look like "errors 0".
@@ -147,11 +149,79 @@ def deepgram_business_toml(source: Path, business_id: str, model: str = DEEPGRAM
     return replaced
 
 
+class RecordingResponses:
+    """Wraps the LLM emulator's ``responses``: remembers every reply produced for each conversation. Thread-safe."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+        self.produced: dict[tuple[tuple[str, str], ...], set[str]] = {}
+
+    def __call__(self, request: dict[str, Any]) -> str:
+        reply = self.inner(request)
+        key = _conversation(request["messages"])
+        with self._lock:
+            self.produced.setdefault(key, set()).add(_spoken(reply))
+        return reply
+
+
+_MARKER = re.compile(r"\[\s*(END|TRANSFER)\s*\]", re.IGNORECASE)
+
+
+def _spoken(text: str) -> str:
+    """A reply as it enters the call's history: markers removed, whitespace collapsed."""
+    return " ".join(_MARKER.sub(" ", text).split())
+
+
+def _conversation(messages: Sequence[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    return tuple((m["role"], " ".join(str(m["content"]).split())) for m in messages if m["role"] != "system")
+
+
+def history_problems(requests: Sequence[dict[str, Any]], produced: dict[tuple[tuple[str, str], ...], set[str]],
+                     allowed: set[str]) -> list[str]:
+    """Why LLM requests carried an incoherent history (one reason per bad request; empty: all coherent).
+
+    Coherent: after the system prompt, the roles alternate user / assistant and end with the
+    user; every assistant line is a reply the emulator produced for exactly the conversation
+    before it (markers stripped), or one of ``allowed`` (the business's own prompts: the apology
+    a failed request became, the goodbye). A turn run twice shows up as two assistant lines in
+    a row, a late reply as a line produced for another conversation.
+    """
+    problems = []
+    for request in requests:
+        conv = _conversation(request["messages"])
+        roles = [role for role, _text in conv]
+        if roles != ["user" if i % 2 == 0 else "assistant" for i in range(len(roles))] or len(roles) % 2 == 0:
+            problems.append(f"roles {''.join(r[0] for r in roles)}")
+            continue
+        for i in range(1, len(conv), 2):
+            line = conv[i][1]
+            if line not in produced.get(conv[:i], set()) and line not in allowed:
+                problems.append(f"agent line {i // 2 + 1} was not produced for what preceded it: {line[:60]!r}")
+                break
+    return problems
+
+
+RESPONDER_FAILED = re.compile(r"responder \w+ failed for business")
+
+
+def responder_failures(server: Any, llm: Any) -> int | None:
+    """Turns whose responder failed: the server's log lines saying so (a timeout, an error status, a bad
+    body), or without a server of ours the LLM emulator's error answers; None when neither is known."""
+    if server is not None:
+        return len(RESPONDER_FAILED.findall(server.log_tail(10**9)))
+    if llm is not None:
+        return sum(n for status, n in llm.status_counts.items() if status != 200)
+    return None
+
+
 def verdict(summary: dict[str, Any], config: LoadConfig) -> list[str]:
     """Every threshold the run exceeded (empty: PASS)."""
     reasons = []
     if summary["errors"]:
         reasons.append(f"{summary['errors']} errors")
+    if summary.get("llm_incoherent_requests"):
+        reasons.append(f"{summary['llm_incoherent_requests']} LLM requests with an incoherent history")
     turns = summary["caller_turns"]
     if not turns:
         reasons.append("no caller turn completed")
@@ -211,7 +281,7 @@ def prepare_server(config: LoadConfig, data_dir: Path, emulators: Emulators, out
         warm(warm_config, extra=faq_fixed_phrases())
     if config.responder == "llm":
         lo, hi = config.llm_ms
-        emulators.llm = LLMEmulator(api_key=LLM_KEY, responses=faq_responses(load_businesses(toml)),
+        emulators.llm = LLMEmulator(api_key=LLM_KEY, responses=RecordingResponses(faq_responses(load_businesses(toml))),
                                     base_ms=(lo + hi) / 2, jitter_ms=(hi - lo) / 2, seed=config.seed,
                                     fault_rate=config.llm_fault_rate, fault_modes=("500",))
         emulators.llm.start()
@@ -358,8 +428,9 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
             "caller_heard": heard,
             "caller_heard_problems": problems,
             "problem_rate": round(problems / len(turns), 4) if turns and problems is not None else 0.0,
-            "responder_failures": None if llm is None else sum(n for s, n in llm.status_counts.items() if s != 200),
+            "responder_failures": responder_failures(server, llm),
             "llm_requests": None if llm is None else sum(llm.status_counts.values()),
+            "llm_incoherent_requests": None,
             "webhooks": len(server_s),
             "webhooks_per_s": round(len(server_s) / wall, 1) if wall else None,
             "time_to_first_audio_s": pct(first),
@@ -378,6 +449,11 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
             fallbacks = sum(1 for e in events if e.get("fallback"))
             summary["fallback_rate"] = round(fallbacks / len(events), 4) if events else None
             summary["server_log_errors"] = server.log_tail(200_000).count("Traceback") if server is not None else None
+        if llm is not None and business is not None:
+            allowed = {_spoken(business.prompt(name)) for name in ("apology", "goodbye", "transfer")}
+            bad = history_problems(list(llm.requests), llm.responses.produced, allowed)
+            summary["llm_incoherent_requests"] = len(bad)
+            summary["llm_incoherent_samples"] = bad[:5]
         summary["verdict"] = verdict(summary, config)
         summary["ok"] = not summary["verdict"]
         return summary
@@ -404,6 +480,9 @@ def format_summary(s: dict[str, Any]) -> str:
     lines += [f"  crash: {c}" for c in s["crashes"]]
     if s["caller_heard"] is not None:
         lines.append(heard_problems_line(s["caller_heard"], s["responder_failures"]))
+    if s["llm_incoherent_requests"] is not None:
+        lines.append(f"LLM requests {s['llm_requests']}, with an incoherent history {s['llm_incoherent_requests']}"
+                     + "".join(f"\n  {x}" for x in s.get("llm_incoherent_samples", [])))
     lines.append(f"{'':<24} {'n':>6} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}  (s)")
     for key, name in (("time_to_first_audio_s", "time to first audio"), ("longest_silence_s", "longest silence"),
                       ("time_to_answer_audio_s", "time to answer audio"), ("webhook_response_s", "webhook response")):
