@@ -44,7 +44,7 @@ Report (``summary()``), counted after every call has ended:
   callbacks delete them: must be 0, except calls whose status callback was itself lost to a kill,
   counted in ``status_callbacks_lost_with_killed_worker``).
 * ``store_objects`` and ``invalid_objects`` (every object under ``tts/`` checked with
-  ``app.speech.wav.validate_ulaw_wav``: must be 0).
+  ``cdn.wav.validate_ulaw_wav``: must be 0).
 
 ``invariants_ok`` is the conjunction of the "must be 0" figures and of ``apologies + unanswered
 <= max_apology_rate x turns`` (default 1 %): Deepgram faults may make a piece a <Say> or another
@@ -274,8 +274,8 @@ def percentile(values: Sequence[float], p: float) -> float | None:
 def check_store(data_dir: Path) -> tuple[int, int, list[str]]:
     """(objects, invalid objects, names of the invalid ones) of the local store under ``data_dir``."""
     from app.errors import InvalidAudio
-    from app.speech.wav import validate_ulaw_wav
     from cdn.local import LocalStore
+    from cdn.wav import validate_ulaw_wav
 
     store = LocalStore(data_dir / "cdn", "")
     total, bad = 0, []
