@@ -56,43 +56,41 @@ def _pinned_path(server):
     return _data_dir / "run" / f"businesses-{server.pid}.toml"
 
 
+def _read(path):
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None  # the check names the file
+
+
 def _check_and_pin(server, *, reloading):
     """Check everything against the operator's business file; on success workers get a pinned copy of it."""
-    from app.doctor import bind_override, main_check
+    from app.doctor import STATIC_CHECKS, bind_override, diagnose, main_check
 
     source = Path(server.warmline_businesses)
     pinned = _pinned_path(server)
-    try:
-        data = source.read_bytes()
-    except OSError:
-        data = None  # the check below names the file
-    candidate = pinned.with_suffix(".new")
-    overrides = bind_override(server.cfg.bind)
-    if data is not None:
-        candidate.parent.mkdir(parents=True, exist_ok=True)
-        candidate.write_bytes(data)
-        overrides["businesses"] = candidate
+    data = _read(source)
+    overrides = {**bind_override(server.cfg.bind), "businesses": source}
     if not reloading:
-        try:
-            main_check(overrides, strict=_strict(), log=server.log.info)
-        except SystemExit:
-            candidate.unlink(missing_ok=True)
-            raise
+        main_check(overrides, strict=_strict(), log=server.log.info)
     else:
-        from app.doctor import diagnose
-
         report = diagnose(overrides=overrides)
-        if not report.ok and (_strict() or data is None or any(
-                not c.ok for c in report.checks if c.name in ("settings", "businesses", "live"))):
+        if not report.ok and (_strict() or any(not c.ok for c in report.checks if c.name in STATIC_CHECKS)):
             for line in report.problems:
                 server.log.error("reload refused, still serving the previous business file: %s", line)
-            candidate.unlink(missing_ok=True)
             return
         server.log.info("reload: business file %s checked; new workers start on it", source)
-    if data is not None:
-        os.replace(candidate, pinned)
-        os.environ["WARMLINE_BUSINESSES"] = str(pinned)
-        server.log.info("workers read %s as pinned at %s (kill -HUP %s re-reads it)", source, pinned, server.pid)
+    if data is None or _read(source) != data:  # changed while being checked: pin nothing unchecked
+        server.log.error("the business file %s changed while it was checked; send SIGHUP again", source)
+        if not reloading:
+            raise SystemExit(3)
+        return
+    pinned.parent.mkdir(parents=True, exist_ok=True)
+    candidate = pinned.with_suffix(".new")
+    candidate.write_bytes(data)
+    os.replace(candidate, pinned)
+    os.environ["WARMLINE_BUSINESSES"] = str(pinned)
+    server.log.info("workers read %s as pinned at %s (kill -HUP %s re-reads it)", source, pinned, server.pid)
 
 
 def on_starting(server):
