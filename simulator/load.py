@@ -205,14 +205,12 @@ def history_problems(requests: Sequence[dict[str, Any]], produced: dict[tuple[tu
 RESPONDER_FAILED = re.compile(r"responder \w+ failed for business")
 
 
-def responder_failures(server: Any, llm: Any) -> int | None:
-    """Turns whose responder failed: the server's log lines saying so (a timeout, an error status, a bad
-    body), or without a server of ours the LLM emulator's error answers; None when neither is known."""
-    if server is not None:
-        return len(RESPONDER_FAILED.findall(server.log_tail(10**9)))
-    if llm is not None:
-        return sum(n for status, n in llm.status_counts.items() if status != 200)
-    return None
+def responder_failures(server: Any) -> int | None:
+    """Turns whose responder failed, from the log of a server this run started (a timeout, an error status,
+    a bad body: ``safe_reply`` logs each); None for someone else's server."""
+    if server is None:
+        return None
+    return len(RESPONDER_FAILED.findall(server.log_tail(10**9)))
 
 
 def verdict(summary: dict[str, Any], config: LoadConfig) -> list[str]:
@@ -428,8 +426,8 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
             "caller_heard": heard,
             "caller_heard_problems": problems,
             "problem_rate": round(problems / len(turns), 4) if turns and problems is not None else 0.0,
-            "responder_failures": responder_failures(server, llm),
-            "llm_requests": None if llm is None else sum(llm.status_counts.values()),
+            "responder_failures": responder_failures(server),
+            "llm_requests": None if llm is None else len(llm.requests),  # chat completions (not the doctor's GETs)
             "llm_incoherent_requests": None,
             "webhooks": len(server_s),
             "webhooks_per_s": round(len(server_s) / wall, 1) if wall else None,

@@ -28,8 +28,8 @@ Report (``summary()``), counted after every call has ended:
 
 * ``turns``: caller turns placed; ``caller_heard``: what each turn's answer was, from the caller's
   side (:class:`simulator.timeline.HeardRule`: own-voice clips, a fallback voice, a <Say>, the
-  business's apology, nothing); ``responder_failures``: LLM requests the emulator failed
-  (``--llm-fault-rate``); ``fallback_events``: server turn events with ``fallback: true``;
+  business's apology, nothing); ``responder_failures``: turns whose responder failed, from the
+  server's log (``--llm-fault-rate`` makes the LLM emulator fail requests); ``fallback_events``: server turn events with ``fallback: true``;
   p50 / p95 / max of time to answer audio.
 * ``application_errors``: calls that ended in Twilio's "application error". Those whose failing
   webhook was a connection lost *while that request was in flight during a SIGKILL* are counted
@@ -72,6 +72,7 @@ from typing import Any
 
 import httpx
 
+from simulator.load import RESPONDER_FAILED
 from simulator.support import work_dir
 from simulator.timeline import HEARD_KINDS, HeardRule, heard_problems_line
 from simulator.twilio_client import FALLBACK_NOTE
@@ -446,7 +447,7 @@ def run_soak(config: SoakConfig, out: Any = None, *, command: str | None = None)
         "calls_unfinished": unfinished,
         "turns": turns,
         "caller_heard": heard,
-        "responder_failures": None if llm is None else sum(n for st, n in llm.status_counts.items() if st != 200),
+        "responder_failures": len(RESPONDER_FAILED.findall(log_text)),
         "fallback_events": sum(1 for e in events if e.get("fallback")),
         "server_turn_events": len(events),
         "application_errors": len(app_errors),
