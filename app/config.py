@@ -60,6 +60,11 @@ class Settings:
     precompute_budget_chars: int = 200_000
     price_per_1k_chars: float = 0.030
     llm_timeout_s: float = 6.0
+    llm_stream: bool = True  # ask the LLM for a streamed reply (the first sentence is synthesized while it writes)
+    # Answering sooner (issue 11).
+    synth_workers: int = 16  # clip syntheses in flight per process (about the TTS provider's concurrency)
+    clips_per_turn: int = 3  # clips of one answer made at once
+    speculate_quiet_s: float = 0.35  # a complete-looking transcript unchanged this long starts a speculation
     host_id: str = ""  # names this host's turn-event files in a shared store; '' = the host name
 
     @property
@@ -74,6 +79,15 @@ class Settings:
 # variable name -> (field, parser)
 def _path(v: str) -> Path:
     return Path(v).expanduser()
+
+
+def _bool(v: str) -> bool:
+    lowered = v.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(v)
 
 
 _ENV: dict[str, tuple[str, Any]] = {
@@ -106,6 +120,10 @@ _ENV: dict[str, tuple[str, Any]] = {
     "WARMLINE_PRECOMPUTE_BUDGET_CHARS": ("precompute_budget_chars", int),
     "WARMLINE_PRICE_PER_1K_CHARS": ("price_per_1k_chars", float),
     "WARMLINE_LLM_TIMEOUT_S": ("llm_timeout_s", float),
+    "WARMLINE_LLM_STREAM": ("llm_stream", _bool),
+    "WARMLINE_SYNTH_WORKERS": ("synth_workers", int),
+    "WARMLINE_CLIPS_PER_TURN": ("clips_per_turn", int),
+    "WARMLINE_SPECULATE_QUIET_S": ("speculate_quiet_s", float),
     "WARMLINE_HOST_ID": ("host_id", str),
 }
 ENV_VARS = tuple(_ENV)
@@ -151,6 +169,9 @@ def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[s
     for name in ("instant_budget_ms", "turn_workers", "call_ttl_s"):
         if name in values and values[name] < 0:
             raise ConfigError(f"WARMLINE_{name.upper()} must not be negative")
+    for name in ("synth_workers", "clips_per_turn"):
+        if name in values and values[name] < 1:
+            raise ConfigError(f"WARMLINE_{name.upper()} must be at least 1")
     settings = Settings(**values)
     if settings.hop_s * 2 + 1 > 15 or settings.turn_deadline_s > 12:
         raise ConfigError("WARMLINE_HOP_S / WARMLINE_TURN_DEADLINE_S leave no room inside Twilio's 15 s limit")

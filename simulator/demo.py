@@ -174,7 +174,7 @@ def run_demo(*, wav: Path = DEMO_WAV, data_dir: Path | None = None, speed: float
             server.stop()
         settings = load_settings(environ={}, overrides={"env": "testing"})
         businesses = list(load_businesses(settings.businesses))
-        fixed = [t for b in businesses for t in (b.greeting, *b.fillers, *b.prompts.values())]
+        fixed = [t for b in businesses for t in (b.greeting, *b.fillers, *b.short_fillers, *b.prompts.values())]
         texts = clip_texts(data_dir, fixed, {b.voice for b in businesses})
         print(label_clips(format_transcript(result), texts), file=out)
         path = write_call_wav(result, wav, include_caller=with_caller)
