@@ -43,8 +43,8 @@ Partial results, end of speech, gaps, barge-in (knobs, all off by default except
 * A speech <Gather> with ``partialResultCallback`` gets, while the caller speaks, a signed POST
   every ``Knobs.partial_cadence_ms`` of speech (and one when the caller stops) with the call
   parameters plus ``UnstableSpeechResult`` (the words heard so far, spread evenly over the
-  utterance), ``StableSpeechResult`` (all but the last ``partial_lag_words`` of them) and
-  ``SequenceNumber`` (1, 2, ...). They are sent in the background (they cost the call no time;
+  utterance), ``StableSpeechResult`` (all but the last ``partial_lag_words`` of them; all of them
+  in the partial sent as the caller stops) and ``SequenceNumber`` (1, 2, ...). They are sent in the background (they cost the call no time;
   Twilio ignores the responses) and ``partial_reorder_rate`` swaps a partial with the next one, so
   requests can arrive out of order. ``partial_stability`` is the chance that the running transcript
   ends as the final ``SpeechResult``; otherwise its last word is one the final result revises.
@@ -620,8 +620,10 @@ class SimulatedCall:
             self.clock.sleep(t - elapsed)
             elapsed = t
             heard = min(len(words), max(1, math.ceil(len(words) * t / speaking))) if words else 0
+            last = seq == len(moments)  # the caller stopped: the recognizer settles on what it heard
+            stable = heard if last else max(0, heard - k.partial_lag_words)
             params = {"UnstableSpeechResult": " ".join(words[:heard]),
-                      "StableSpeechResult": " ".join(words[: max(0, heard - k.partial_lag_words)]),
+                      "StableSpeechResult": " ".join(words[:stable]),
                       "SequenceNumber": str(seq)}
             if seq < len(moments) and rng.random() < k.partial_reorder_rate:
                 held.append(params)  # sent after the next one
