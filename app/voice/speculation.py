@@ -192,6 +192,7 @@ class Speculator:
         self.quiet_s = quiet_s
         self.clock = clock
         self.timers = timers or _Timers()
+        self.enabled = True  # False: partial results are noted, no speculation starts (settle still closes turns)
 
     # --- records ---------------------------------------------------------------------------------
     def get(self, call_sid: str) -> Speculation:
@@ -226,6 +227,8 @@ class Speculator:
         if box.get("stale"):
             return "stale"
         history = list(call.get("history") or [])
+        if not self.enabled:
+            return "noted"
         if complete_and_stable(unstable, stable):
             return self._maybe_start(business, call_sid, upcoming, seq, history)
         if looks_complete(unstable):
@@ -378,6 +381,8 @@ def speculator(rt: Any) -> Speculator:
             state=rt.state, ttl_s=rt.settings.call_ttl_s, quiet_s=rt.settings.speculate_quiet_s,
             start_job=lambda fn, *args: start_on_pool(rt.pool, fn, *args),
             produce_job=answer_job(rt, TurnEngine(rt).make_clip))
+        # Until the turn engine settles and follows speculations, none may start (they would only cost calls).
+        found.enabled = False
     return found
 
 
