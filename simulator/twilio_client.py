@@ -642,7 +642,7 @@ class SimulatedCall:
         self.timeline.add(self.clock.now(), "webhook", url=url, method="POST", via="partial", status=None,
                           server_s=None, sequence=int(extra["SequenceNumber"]))
         self._partial_futures.append((self.clock.now(), url, self._partials.submit(
-            self._send, url, "POST", params, self.knobs.webhook_timeout_s)))
+            lambda: self._send(url, "POST", params, self.knobs.webhook_timeout_s, detached=True))))
 
     def _collect_partials(self) -> None:
         """Twilio ignores partial-result responses but logs failures: record them (non-fatal)."""
@@ -764,14 +764,18 @@ class SimulatedCall:
         return url, params, self._validator.compute_signature(url, params)
 
     def _send(
-        self, url: str, method: str, params: dict[str, str], timeout_s: float
+        self, url: str, method: str, params: dict[str, str], timeout_s: float, *, detached: bool = False
     ) -> tuple[httpx.Response, float, str]:
-        """Send one signed webhook, timed in real seconds. Raises _Fatal (11200/11205) on transport errors."""
+        """Send one signed webhook, timed in real seconds. Raises _Fatal (11200/11205) on transport errors.
+
+        ``detached``: sent beside the call (a partial result, on another thread): its time is not the
+        call's, so the call's clock is left alone.
+        """
         target, body, signature = self._signed(url, method, params)
         headers = {"X-Twilio-Signature": signature, "User-Agent": USER_AGENT}
         timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
         assert self._client is not None
-        with self.clock.real() as watch:
+        with (Clock(math.inf).real() if detached else self.clock.real()) as watch:
             try:
                 response = self._client.request(method, target, data=body, headers=headers, timeout=timeout)
             except httpx.TimeoutException as exc:

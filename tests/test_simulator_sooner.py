@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
 
+from simulator.clock import Clock
 from simulator.twilio_client import run_call
 from tests.test_simulator_twilio import ZERO, _server, config, events, frozen_clock, server, wav  # noqa: F401
 
@@ -113,3 +115,27 @@ def test_words_spoken_over_an_answer_outside_the_gather_are_lost_and_said_again(
     assert (lost.code, lost.where, lost.fatal) == (None, "caller", False) and "'wait, actually'" in lost.message
     assert server.requests_to("/voice/second/demo")[0].form["SpeechResult"] == "wait, actually"  # said again
     assert events(result, "speak")[1].t == pytest.approx(play.end)
+
+
+def test_partial_results_never_move_the_calls_clock(server):
+    slow = {"n": 0}
+
+    def partial_handler():
+        import time as _t
+
+        slow["n"] += 1
+        _t.sleep(0.05)  # a slow partial webhook: real time that must not become the call's time
+        from flask import Response
+
+        return Response("<Response/>", content_type="text/xml")
+
+    server.twiml("/voice/incoming/demo", f"<Response>{GATHER}</Gather></Response>")
+    server.twiml("/voice/process/demo", "<Response><Hangup/></Response>")
+    server.routes["/voice/partial/demo"] = partial_handler
+    knobs = replace(ZERO, caller_speaking_s=0.5, partial_cadence_ms=100, partial_reorder_rate=0.0)
+    # Real time (speed 1): the partial webhooks run while the caller speaks, 0.25 s of real time beside the call.
+    result = run_call(config(server, knobs=knobs, speed=1.0, script=["what time do you open"]), clock=Clock(1.0))
+    assert slow["n"] == 5
+    process = [e for e in result.events if e.kind == "webhook" and e.detail.get("via") == "gather"][0]
+    incoming = [e for e in result.events if e.kind == "webhook" and e.detail.get("via") == "incoming"][0]
+    assert process.t == pytest.approx(0.5 + incoming.duration_s)  # the speech, and the greeting's own request
