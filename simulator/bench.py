@@ -64,7 +64,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from simulator.corpus import BadDialogue, Dialogue, parse_dialogue
+from precompute.corpus import BadDialogue, Dialogue, parse_dialogue
 from simulator.support import work_dir
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,7 +27,7 @@ from simulator.bench import (
     select_dialogues,
     split_corpus,
 )
-from simulator.corpus import Dialogue, Turn
+from precompute.corpus import Dialogue, Turn
 
 pytestmark = pytest.mark.slow
 
