@@ -41,6 +41,24 @@ def post_worker_init(worker):
             worker.log.warning("warm-up failed: %s", exc)
 
     threading.Thread(target=warm, name="warm-up", daemon=True).start()
+    # Turn events to the private events store; one worker per host ships (a flock), the others stand by.
+    worker.wsgi.extensions["warmline"].start_shipping()
+
+
+def on_exit(server):
+    """After every worker has gone: ship whatever is left of this host's turn log (idempotent)."""
+    from app import create_app
+    from app.errors import StoreError
+    from app.events_ship import shipper_for
+
+    shipper = shipper_for(create_app().extensions["warmline"])
+    if shipper is not None:
+        try:
+            shipper.ship_once()
+        except (StoreError, OSError) as exc:
+            server.log.warning("final shipping of turn events failed: %s", exc)
+        finally:
+            shipper.close()
 
 
 def worker_exit(server, worker):
@@ -48,6 +66,7 @@ def worker_exit(server, worker):
     runtime = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("warmline")
     if runtime is not None:
         runtime.shutdown(wait=True)
+        runtime.stop_shipping()  # after the last turn is logged: ship it
 
 
 def child_exit(server, worker):

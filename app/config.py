@@ -61,6 +61,10 @@ class Settings:
     price_per_1k_chars: float = 0.030
     llm_timeout_s: float = 6.0
     host_id: str = ""  # names this host's turn-event files in a shared store; '' = the host name
+    # Turn events and reports (issue 12): a private store, never the public clip store.
+    events_store: str = ""  # a directory or gs://bucket/prefix; '' = events stay on this host
+    events_ship_interval_s: float = 60.0  # how often a host ships its new events
+    min_distinct_calls: int = 3  # a sentence is listed (report, plan) only once heard in this many calls
 
     @property
     def production(self) -> bool:
@@ -107,6 +111,9 @@ _ENV: dict[str, tuple[str, Any]] = {
     "WARMLINE_PRICE_PER_1K_CHARS": ("price_per_1k_chars", float),
     "WARMLINE_LLM_TIMEOUT_S": ("llm_timeout_s", float),
     "WARMLINE_HOST_ID": ("host_id", str),
+    "WARMLINE_EVENTS_STORE": ("events_store", str),
+    "WARMLINE_EVENTS_SHIP_INTERVAL_S": ("events_ship_interval_s", float),
+    "WARMLINE_MIN_DISTINCT_CALLS": ("min_distinct_calls", int),
 }
 ENV_VARS = tuple(_ENV)
 
@@ -152,6 +159,13 @@ def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[s
         if name in values and values[name] < 0:
             raise ConfigError(f"WARMLINE_{name.upper()} must not be negative")
     settings = Settings(**values)
+    from app.events_store import check_private
+
+    check_private(settings.events_store, settings.store, settings.data_dir)
+    if not 1 <= settings.min_distinct_calls <= 16:
+        raise ConfigError("WARMLINE_MIN_DISTINCT_CALLS must be between 1 and 16")
+    if not settings.events_ship_interval_s > 0:
+        raise ConfigError("WARMLINE_EVENTS_SHIP_INTERVAL_S must be positive")
     if settings.hop_s * 2 + 1 > 15 or settings.turn_deadline_s > 12:
         raise ConfigError("WARMLINE_HOP_S / WARMLINE_TURN_DEADLINE_S leave no room inside Twilio's 15 s limit")
     return settings

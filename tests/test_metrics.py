@@ -89,9 +89,10 @@ def test_counters_and_histograms_sum_across_two_processes(tmp_path, monkeypatch)
     assert v("warmline_turns_total", business="demo", arm="warmline", outcome="instant") == 1
     assert v("warmline_turns_total", business="demo", arm="warmline", outcome="apology") == 1
     assert v("warmline_turns_total", business="demo", arm="control", outcome="fallback") == 1
-    assert v("warmline_sentences_total", business="demo", result="hit") == 4
-    assert v("warmline_sentences_total", business="demo", result="miss") == 4
-    assert v("warmline_fallbacks_total", business="demo") == 2
+    assert v("warmline_sentences_total", business="demo", result="cache") == 4
+    assert v("warmline_sentences_total", business="demo", result="live") == 4
+    assert v("warmline_fallbacks_total", business="demo", kind="say") == 2
+    assert v("warmline_fallbacks_total", business="demo", kind="apology") == 1
     assert v("warmline_synthesis_errors_total", provider="piper", error_class="SynthesisRetryable") == 2
     assert v("warmline_webhook_requests_total", endpoint="voice.process", status="200") == 2
     # Histograms: warmline ttfa 250, 300 (A) and 320, 310 (B) seconds-wise.
@@ -108,7 +109,7 @@ def test_counters_and_histograms_sum_across_two_processes(tmp_path, monkeypatch)
 
     child_exit(None, SimpleNamespace(pid=123456))  # no live gauges: counters must survive
     again = samples(make_app(tmp_path / "2", with_events=False).test_client().get("/metrics").get_data(as_text=True))
-    assert again[("warmline_sentences_total", (("business", "demo"), ("result", "hit")))] == 4
+    assert again[("warmline_sentences_total", (("business", "demo"), ("result", "cache")))] == 4
 
 
 def test_single_process_registry_without_multiproc_dir(tmp_path, monkeypatch):
