@@ -105,8 +105,11 @@ def warm(config: dict[str, Any], *, corpus: Path | None = None, budget_chars: in
             client.close()
 
 
-def start_server(data_dir: Path, env: dict[str, str], *, workers: int = 2, threads: int = 8):
-    """A started gunicorn (``simulator.server.GunicornServer``) serving ``data_dir`` with ``env``."""
+def start_server(data_dir: Path, env: dict[str, str], *, workers: int | None = 2, threads: int | None = 8):
+    """A started gunicorn (``simulator.server.GunicornServer``) serving ``data_dir`` with ``env``.
+
+    ``workers`` / ``threads`` None: the project's defaults (gunicorn.conf.py).
+    """
     if str(ROOT) not in sys.path:  # tests/ is a package at the project root
         sys.path.insert(0, str(ROOT))
     from simulator.server import GunicornServer
