@@ -110,6 +110,33 @@ def on_reload(server):
 
 def on_exit(server):
     _pinned_path(server).unlink(missing_ok=True)
+    _ship_what_is_left(server)
+
+
+def _ship_what_is_left(server):
+    """After every worker has gone: ship whatever is left of this host's turn log (idempotent, create-only)."""
+    from pathlib import Path
+
+    from app.config import load_settings
+    from app.errors import StoreError, WarmlineError
+    from app.events_ship import Shipper, host_id
+    from app.events_store import open_events_store
+
+    try:
+        settings = load_settings()
+        store = open_events_store(settings.events_store, settings.store, settings.data_dir)
+    except WarmlineError as exc:
+        server.log.warning("final shipping of turn events skipped: %s", exc)
+        return
+    if store is None:
+        return
+    shipper = Shipper(Path(settings.data_dir) / "events", store, host_id(settings.host_id))
+    try:
+        shipper.ship_once()
+    except (StoreError, OSError) as exc:
+        server.log.warning("final shipping of turn events failed: %s", exc)
+    finally:
+        shipper.close()
 
 
 def post_worker_init(worker):
@@ -125,22 +152,6 @@ def post_worker_init(worker):
     threading.Thread(target=warm, name="warm-up", daemon=True).start()
     # Turn events to the private events store; one worker per host ships (a flock), the others stand by.
     worker.wsgi.extensions["warmline"].start_shipping()
-
-
-def on_exit(server):
-    """After every worker has gone: ship whatever is left of this host's turn log (idempotent)."""
-    from app import create_app
-    from app.errors import StoreError
-    from app.events_ship import shipper_for
-
-    shipper = shipper_for(create_app().extensions["warmline"])
-    if shipper is not None:
-        try:
-            shipper.ship_once()
-        except (StoreError, OSError) as exc:
-            server.log.warning("final shipping of turn events failed: %s", exc)
-        finally:
-            shipper.close()
 
 
 def worker_exit(server, worker):
