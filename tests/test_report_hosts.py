@@ -165,3 +165,35 @@ def test_one_shipper_per_host(tmp_path):
     shipper = Shipper(tmp_path / "events", store, "host-a")
     assert len(shipper.ship_once().chunks) == 1  # the holder exited: the kernel dropped its lock
     shipper.close()
+
+
+def test_gunicorn_ships_continuously_once_per_host_and_on_shutdown(tmp_path):
+    """Real gunicorn, 2 workers, a 0.5 s ship interval: the store's chunks are disjoint byte ranges that add
+    up to exactly the host's log (two workers, one shipper), and what is left at shutdown is shipped."""
+    from app.events_store import RAW_RE, LocalEventsStore
+    from tests.conftest import new_call_sid
+    from tests.faults_support import Caller, wait_until
+    from tests.server_support import GunicornServer
+
+    store = LocalEventsStore(tmp_path / "events-store")
+    log_dir = tmp_path / "var" / "events"
+
+    def shipped() -> bytes:
+        return b"".join(store.get(n) for n in store.list("raw/"))
+
+    def local() -> bytes:
+        return b"".join(p.read_bytes() for p in sorted(log_dir.glob("turns-*.jsonl")))
+
+    env = {"WARMLINE_TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "WARMLINE_EVENTS_STORE": str(store.root),
+           "WARMLINE_EVENTS_SHIP_INTERVAL_S": "0.5", "WARMLINE_HOST_ID": "web-1"}
+    with GunicornServer(tmp_path / "var", env=env, workers=2, threads=4) as server:
+        for question in ("What are your opening hours?", "Where are you located?"):
+            Caller(server.base_url, new_call_sid()).turn(question)
+        wait_until(lambda: local() and shipped() == local(), 30, "the shipping worker to catch up")
+        Caller(server.base_url, new_call_sid()).turn("How much is a check-up?")
+    assert shipped() == local()  # the last turn shipped at shutdown (or by the interval), nothing twice
+    assert len(local().splitlines()) == 3
+    names = store.list("raw/")
+    assert all(n.startswith("raw/web-1/") for n in names)
+    ends = [tuple(int(x) for x in RAW_RE.fullmatch(n).group(3, 4)) for n in names]
+    assert all(a[1] == b[0] for a, b in zip(ends, ends[1:]))  # contiguous, no overlap
