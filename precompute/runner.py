@@ -352,8 +352,8 @@ def _shared_lease(runtime: Any, name: str, what: str) -> Any:
     settings = runtime.settings
     if not settings.state_location.startswith(("redis://", "rediss://")):
         return None
+    from app.events_ship import host_id
     from precompute.lease import RedisLease, holder_name
-    from precompute.ship import host_id
 
     return RedisLease(settings.state_location, name, what=what, holder=holder_name(host_id(settings.host_id)))
 
