@@ -37,7 +37,7 @@ from app.speech.voices import Voice
 from precompute.mine import CorpusTurn, agent_turns, read_corpus, turn_pieces
 from precompute.plan import build_plan
 
-LEVELS = ("whole", "sentence", "clause", "slot")
+LEVELS = ("whole", "sentence", "clause", "slot", "phrase")
 BENCH_VOICE = Voice("deepgram", "aura-2-thalia-en")
 
 

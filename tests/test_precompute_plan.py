@@ -67,7 +67,7 @@ def test_mining_counts_per_voice_by_canonical_text_within_the_window(log_dir):
     assert mined.turns == 5 + 3 + 2 + 1
     assert dict(mined.counts[PIPER.slug]) == {
         "is there anything else i can help you with?": 8,
-        "we open at 9 a.m.": 5,
+        "we open at nine a.m.": 5,
         "all booked.": 2,
     }
     assert dict(mined.counts[AURA.slug]) == {"is there anything else i can help you with?": 1}
@@ -85,13 +85,13 @@ def test_min_count_ranking_and_keys(demo, log_dir):
     plan = build_plan([demo], lambda voice: _counts(log_dir), include_fixed=False, min_count=2)
     assert [(i.text, i.count, i.kind) for i in plan.items] == [
         ("is there anything else i can help you with?", 8, "mined"),
-        ("we open at 9 a.m.", 5, "mined"),
+        ("we open at nine a.m.", 5, "mined"),
         ("all booked.", 2, "mined"),
     ]
     assert [i.key for i in plan.items] == [content_key(i.text, demo.voice) for i in plan.items]
     assert plan.below_min_count == 0
     strict = build_plan([demo], lambda voice: _counts(log_dir), include_fixed=False, min_count=3)
-    assert [i.text for i in strict.items] == ["is there anything else i can help you with?", "we open at 9 a.m."]
+    assert [i.text for i in strict.items] == ["is there anything else i can help you with?", "we open at nine a.m."]
     assert strict.below_min_count == 1
 
 
@@ -122,7 +122,7 @@ def test_budget_cut_counts_fixed_first_and_fills_with_what_fits(demo, log_dir):
     assert mined == [top, "all booked."]
     assert plan.cut_by_budget == 1
     assert plan.chars == fixed_chars + len(top) + len("all booked.")
-    assert len("we open at 9 a.m.") > len("all booked.") + 1
+    assert len("we open at nine a.m.") > len("all booked.") + 1
     assert len(plan.fixed) == len(fixed.items)
     assert plan.est_cost(0.03) == pytest.approx(round(plan.chars / 1000 * 0.03, 4))
     tiny = build_plan([demo], lambda v: _counts(log_dir), min_count=2, budget_chars=10)
@@ -186,15 +186,15 @@ def test_corpus_mining_uses_the_live_split_and_slot_marks(tmp_path):
         ("Nando's", (("restaurant_name", 10, 17), ("time", 22, 26))),
     ]
     sentence = mine.mine_corpus(turns, "sentence").counts[""]
-    assert sentence == Counter({"booked at luigi's for 7 pm.": 1, "booked at nando's for 7 pm.": 1,
+    assert sentence == Counter({"booked at luigi's for seven p.m.": 1, "booked at nando's for seven p.m.": 1,
                                 "anything else?": 2})
     slot = mine.mine_corpus(turns, "slot")
     expected: Counter = Counter()
     for t in turns:
         expected.update(canon(p) for p in split_pieces(t.text, "slot", t.marks))
     assert slot.counts[""] == expected
-    assert slot.counts[""]["7 pm."] == 2
-    assert slot.slot_values["7 pm."] == 2
+    assert slot.counts[""]["seven p.m."] == 2
+    assert slot.slot_values["seven p.m."] == 2
     whole = mine.mine_corpus(turns, "whole").counts[""]
     assert set(whole) == {canon(t.text) for t in turns}
 
@@ -203,7 +203,7 @@ def test_common_slot_values_join_only_for_slot_businesses(demo):
     import dataclasses
 
     values = common_slot_values()
-    assert {"3 pm.", "11:45 am.", "march 2nd.", "4.", "tomorrow."} <= set(values)
+    assert {"three p.m.", "eleven forty five a.m.", "march second.", "four.", "tomorrow."} <= set(values)
     assert len(values) == len(set(values))
     slotted = dataclasses.replace(demo, splice="slot")
     plan = build_plan([slotted], lambda v: Counter({"booked at": 5}), include_fixed=False, min_count=2)
