@@ -5,6 +5,13 @@ Counts are keyed by ``canon(text)``: every text variant that maps to one content
 that key. Event counts are per voice slug (a clip is per voice); corpus counts have no voice (the
 dialogues are text only) and are applied to whichever voice the plan is for.
 
+A piece counts once per call (turn events with a ``call`` id) or per dialogue (corpus): what
+predicts that a *future* call needs a clip is how many calls needed it, not how often one caller
+heard it (a name repeated five times in one call is one call's worth). The pieces of every turn are
+kept too (``turn_sets``), so :func:`coverage` can tell which pieces complete whole turns: a turn
+served fully from cache needs every one of its pieces, and the plan's ``turns`` ranking spends
+the budget on pieces that complete turns first (see ``precompute.plan``).
+
 Everything here is thread-safe (no shared state) and returns fresh objects.
 """
 
@@ -31,10 +38,36 @@ _DAY_FILE_RE = re.compile(r"turns-(\d{4}-\d{2}-\d{2})\.jsonl$")
 Mark = tuple[str, int, int]
 
 
+class PieceCounts(Counter):
+    """Piece counts (canonical text -> calls it was heard in) with ``coverage`` (text -> turns it completes).
+
+    A plain ``Counter`` everywhere a Counter is expected; ``coverage`` is empty when unknown.
+    """
+
+    def __init__(self, *args: Any, coverage: Counter[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.coverage: Counter[str] = coverage if coverage is not None else Counter()
+
+
+COVERAGE_MIN_COUNT = 2
+"""A turn counts towards its pieces' coverage when every one of its pieces was heard in at least
+this many calls (dialogues): only such turns can be served fully from cache by a plan."""
+
+
+def coverage(turn_sets: Iterable[tuple[str, ...]], counts: Counter[str], min_count: int = COVERAGE_MIN_COUNT) -> Counter[str]:
+    """For each piece, how many of ``turn_sets`` contain it and have every piece counted ``min_count``+ times."""
+    out: Counter[str] = Counter()
+    for pieces in turn_sets:
+        if pieces and all(counts[p] >= min_count for p in pieces):
+            out.update(pieces)
+    return out
+
+
 @dataclass
 class Mined:
-    """Piece counts: ``counts[voice_slug][canon_text] -> occurrences``; ``turns`` read, ``files`` read.
+    """Piece counts: ``counts[voice_slug][canon_text] -> calls``; ``turns`` read, ``files`` read.
 
+    ``turn_sets[voice_slug]`` holds the distinct pieces of every turn read (for :func:`coverage`).
     ``slot_values[canon_text]`` counts the pieces that were marked slot values (corpus only), so
     a report can tell fixed phrasing from values. Not thread-safe to mutate; merge results instead.
     """
@@ -43,26 +76,53 @@ class Mined:
     turns: int = 0
     files: int = 0
     slot_values: Counter[str] = field(default_factory=Counter)
+    turn_sets: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
+    _seen: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
 
-    def for_voice(self, slug: str | None) -> Counter[str]:
-        """The counts of ``slug``, plus voice-less (corpus) counts under ``""``."""
-        out: Counter[str] = Counter(self.counts.get("", Counter()))
-        if slug:
-            out.update(self.counts.get(slug, Counter()))
-        return out
+    def for_voice(self, slug: str | None) -> PieceCounts:
+        """The counts of ``slug``, plus voice-less (corpus) counts under ``""``, with their coverage."""
+        return combined([self], slug)
 
-    def add(self, slug: str, text: str, n: int = 1) -> None:
+    def add(self, slug: str, text: str, n: int = 1, *, call: str | None = None) -> str | None:
+        """Count ``text`` (canonical) for ``slug``; with ``call``, at most once per call. Returns the key."""
         key = canon(text)
-        if key and is_speakable(key):
-            self.counts.setdefault(slug, Counter())[key] += n
+        if not key or not is_speakable(key):
+            return None
+        if call is not None:
+            if (slug, call, key) in self._seen:
+                return key
+            self._seen.add((slug, call, key))
+        self.counts.setdefault(slug, Counter())[key] += n
+        return key
+
+    def add_turn(self, slug: str, keys: Iterable[str | None]) -> None:
+        distinct = tuple(sorted({k for k in keys if k}))
+        if distinct:
+            self.turn_sets.setdefault(slug, []).append(distinct)
 
     def merge(self, other: Mined) -> Mined:
         for slug, counter in other.counts.items():
             self.counts.setdefault(slug, Counter()).update(counter)
+        for slug, sets in other.turn_sets.items():
+            self.turn_sets.setdefault(slug, []).extend(sets)
         self.turns += other.turns
         self.files += other.files
         self.slot_values.update(other.slot_values)
         return self
+
+
+def combined(parts: Iterable[Mined], slug: str | None) -> PieceCounts:
+    """The counts of ``slug`` (plus voice-less ones) over several mining results, with their coverage."""
+    out = PieceCounts()
+    sets: list[tuple[str, ...]] = []
+    for part in parts:
+        out.update(part.counts.get("", Counter()))
+        sets += part.turn_sets.get("", [])
+        if slug:
+            out.update(part.counts.get(slug, Counter()))
+            sets += part.turn_sets.get(slug, [])
+    out.coverage = coverage(sets, out)
+    return out
 
 
 # --- turn events ------------------------------------------------------------------------------
@@ -133,8 +193,9 @@ def read_store_events(store: AudioStore, days: int, today: dt.date | None = None
 def mine_events(events: Iterable[dict[str, Any]]) -> Mined:
     """Count every spoken piece of every turn event, per voice slug.
 
-    A piece counts once per turn it was spoken in (hit or miss: a published piece is skipped
-    by the plan, not here). Pieces without text, and events without a voice, are ignored.
+    A piece counts once per call it was spoken in (events without a ``call`` id: once per turn),
+    hit or miss (a published piece is skipped by the plan, not here). Pieces without text, and
+    events without a voice, are ignored. Each turn's pieces are kept for :func:`coverage`.
     """
     mined = Mined()
     for event in events:
@@ -143,10 +204,14 @@ def mine_events(events: Iterable[dict[str, Any]]) -> Mined:
         if not isinstance(voice, str) or not voice or not isinstance(sentences, list):
             continue
         mined.turns += 1
+        call = event.get("call")
+        call = f"{event.get('business', '')}/{call}" if isinstance(call, str) and call else None
+        keys = []
         for sentence in sentences:
             text = sentence.get("text") if isinstance(sentence, dict) else None
             if isinstance(text, str) and text.strip():
-                mined.add(voice, text)
+                keys.append(mined.add(voice, text, call=call))
+        mined.add_turn(voice, keys)
     return mined
 
 
@@ -194,17 +259,25 @@ def turn_pieces(turn: CorpusTurn, splice: str) -> list[str]:
 
 
 def mine_corpus(turns: Iterable[CorpusTurn], splice: str) -> Mined:
-    """Count the pieces of corpus agent turns (voice-less: counted under ``""``)."""
+    """Count the pieces of corpus agent turns, once per dialogue (voice-less: under ``""``)."""
     mined = Mined()
     counter: Counter[str] = Counter()
+    seen: set[tuple[str, str]] = set()
+    sets: list[tuple[str, ...]] = []
     for turn in turns:
         mined.turns += 1
         pieces = turn_pieces(turn, splice)
-        counter.update(pieces)
-        if splice == "slot" and turn.marks:
-            values = {canon(turn.text[s:e].strip()) for _n, s, e in turn.marks}
-            mined.slot_values.update(p for p in pieces if p in values)
+        fresh = [p for p in dict.fromkeys(pieces) if (turn.dialogue, p) not in seen]
+        seen.update((turn.dialogue, p) for p in fresh)
+        counter.update(fresh)
+        if pieces:
+            sets.append(tuple(sorted(set(pieces))))
+        if splice in ("slot", "phrase") and turn.marks:
+            values = {canon(turn.text[s:e].strip()).strip("~") for _n, s, e in turn.marks}
+            mined.slot_values.update(p for p in pieces if p.strip("~").rstrip(".!?,;:") in
+                                     {v.rstrip(".!?,;:") for v in values})
     mined.counts[""] = counter
+    mined.turn_sets[""] = sets
     mined.files = 1
     return mined
 

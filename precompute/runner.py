@@ -332,7 +332,7 @@ class RunOptions:
     budget_chars: int | None = None
     corpus: Path | None = None
     fixed_only: bool = False
-    rank: str = "count"
+    rank: str = "turns"
 
 
 def lock_for(runtime: Any) -> RunLock:
@@ -360,16 +360,17 @@ def mined_counts(runtime: Any, businesses: Sequence[Any], options: RunOptions) -
     else:
         mined = mine.mine_events(mine.read_local_events(events_dir, days))
     log.info("mined %d turns over %d days: %d voices", mined.turns, days, len(mined.counts))
-    corpus_by_level: dict[str, Counter[str]] = {}
+    corpus_by_level: dict[str, mine.Mined] = {}
     turns = list(mine.agent_turns(mine.read_corpus(options.corpus))) if options.corpus else []
 
     def counts(voice: Any) -> Counter[str]:
-        out = mined.for_voice(voice.slug)
+        parts = [mined]
         for level in sorted({b.splice for b in businesses if b.voice == voice}):
             if turns and level not in corpus_by_level:
-                corpus_by_level[level] = mine.mine_corpus(turns, level).counts[""]
-            out.update(corpus_by_level.get(level, Counter()))
-        return out
+                corpus_by_level[level] = mine.mine_corpus(turns, level)
+            if level in corpus_by_level:
+                parts.append(corpus_by_level[level])
+        return mine.combined(parts, voice.slug)  # counts per call, with coverage for the "turns" rank
 
     return counts
 

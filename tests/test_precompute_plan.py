@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -36,7 +37,12 @@ def demo():
     return load_businesses(ROOT / "businesses" / "businesses.toml").get("demo")
 
 
-def turn(voice: Voice, *texts: str, call: str = "CA" + "0" * 32) -> dict:
+_CALLS = itertools.count(1)
+
+
+def turn(voice: Voice, *texts: str, call: str | None = None) -> dict:
+    """One turn event; each in a call of its own unless ``call`` is given."""
+    call = call if call is not None else f"CA{next(_CALLS):032x}"
     return {"business": "demo", "call": call, "turn": 1, "arm": "warmline", "voice": voice.slug,
             "outcome": "instant",
             "sentences": [{"key": content_key(t, voice), "text": t, "hit": False, "source": "synth",
@@ -60,6 +66,36 @@ def log_dir(tmp_path) -> Path:
     with events.path_for(TODAY).open("a") as fh:
         fh.write("{not json\n\n[1, 2]\n")
     return tmp_path / "events"
+
+
+def test_a_piece_counts_once_per_call_and_turns_keep_their_pieces(tmp_path):
+    events = EventLog(tmp_path / "events")
+    when = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
+    one_call = "CA" + "1" * 32
+    for _ in range(4):  # a caller who hears the same name four times is one call's worth
+        events.append(turn(PIPER, "Booked for Ann.", "Anything else?", call=one_call), when=when)
+    events.append(turn(PIPER, "Anything else?"), when=when)
+    mined = mine.mine_events(mine.read_local_events(tmp_path / "events", days=1, today=TODAY))
+    assert dict(mined.counts[PIPER.slug]) == {"booked for ann.": 1, "anything else?": 2}
+    assert mined.turn_sets[PIPER.slug] == [("anything else?", "booked for ann.")] * 4 + [("anything else?",)]
+    counts = mined.for_voice(PIPER.slug)
+    # only the one-piece turn has every piece heard in 2+ calls: it alone counts towards coverage
+    assert dict(counts.coverage) == {"anything else?": 1}
+
+
+def test_turns_rank_puts_pieces_that_complete_turns_first():
+    counts = mine.PieceCounts({"a common sentence.": 9, "one completes.": 3, "two completes.": 3},
+                              coverage=Counter({"one completes.": 3, "two completes.": 3}))
+    plan = build_plan([], None)  # nothing: no businesses
+    assert plan.items == ()
+    from app.business import Business
+
+    biz = Business(id="b", name="b", voice=PIPER, say_voice="", language="en-US", greeting="-", fillers=("-",),
+                   prompts={}, splice="sentence")
+    by_turns = build_plan([biz], lambda v: counts, include_fixed=False, min_count=1, max_clips=2)
+    by_count = build_plan([biz], lambda v: counts, include_fixed=False, min_count=1, max_clips=2, rank="count")
+    assert [i.text for i in by_turns.items] == ["one completes.", "two completes."]
+    assert [i.text for i in by_count.items] == ["a common sentence.", "one completes."]
 
 
 def test_mining_counts_per_voice_by_canonical_text_within_the_window(log_dir):

@@ -247,6 +247,39 @@ class PiperProvider:
         start, end = bounds
         return pcm[start:end], rate, left, right
 
+    def synthesize_aligned(self, text: str, speed: float = 1.0) -> tuple[np.ndarray, int, list[tuple[str, int]]]:
+        """Speak ``text`` whole; return (samples, rate, [(phoneme, samples)...]) with Piper's alignment
+        ([] when the model gives none). For measuring where words fall; raises as :meth:`synthesize_pcm`."""
+        text = check_text(text, max_chars=MAX_TOTAL_CHARS)
+        with self._lock:
+            voice = self._loaded_voice()
+            audio: list[np.ndarray] = []
+            aligned: list[tuple[str, int]] = []
+            try:
+                for chunk in voice.synthesize(text, syn_config=self._config(voice, speed), include_alignments=True):
+                    audio.append(chunk.audio_int16_array)
+                    aligned += [(a.phoneme, int(a.num_samples)) for a in chunk.phoneme_alignments or []]
+            except _FOREIGN_ERRORS as exc:
+                raise SynthesisFailed(f"piper synthesis failed: {exc}") from exc
+            rate = voice.config.sample_rate
+        if not audio:
+            raise SynthesisFailed(f"piper produced no audio for {text[:40]!r}")
+        return np.concatenate(audio).astype(np.int16, copy=False), rate, aligned
+
+    def count_sounds(self, text: str) -> int:
+        """How many sound phonemes (not stress, length, gaps or punctuation) Piper speaks for ``text``."""
+        with self._lock:
+            voice = self._loaded_voice()
+            try:
+                return _segments(sum(voice.phonemize(text), []))
+            except _FOREIGN_ERRORS as exc:
+                raise SynthesisFailed(f"piper phonemization failed: {exc}") from exc
+
+    @staticmethod
+    def is_sound(phoneme: str) -> bool:
+        """True for a phoneme that is a sound of its own (what :meth:`count_sounds` counts)."""
+        return phoneme not in _NOT_SEGMENTS
+
     @staticmethod
     def _config(voice: PiperVoice, speed: float) -> SynthesisConfig:
         return SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0, length_scale=voice.config.length_scale / speed)
