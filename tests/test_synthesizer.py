@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.speech.audio import finish_ulaw_wav
 from app.errors import InvalidAudio, InvalidText, SynthesisRetryable
+from app.speech.audio import finish_ulaw_wav
 from app.speech.keys import content_key, object_name
 from app.speech.providers.deepgram import DeepgramProvider
 from app.speech.synthesizer import Synthesizer
