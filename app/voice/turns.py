@@ -21,6 +21,7 @@ from typing import Any
 
 from app.business import Business
 from app.errors import InvalidText, StateError, WarmlineError
+from app.ids import turn_lease_name as lease_name
 from app.responders.base import Reply
 from app.speech.fallback import chain_for
 from app.speech.pieces import split_pieces
@@ -32,10 +33,6 @@ PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 DEADLINE_MARGIN_S = 0.3
 """Clips must be ready this long before the turn deadline, so the hop waiting for them can still play them."""
 TERMINAL = (DONE, FAILED)
-
-
-def lease_name(call_sid: str, turn: int) -> str:
-    return f"turn:{call_sid}:{turn}"
 
 
 def ready_prefix(record: dict[str, Any] | None) -> list[dict[str, Any]]:
