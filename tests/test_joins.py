@@ -4,6 +4,7 @@ published clips, one assembled clip per answer, and the same keys in precompute 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import httpx
@@ -126,6 +127,20 @@ def test_published_deepgram_clips_are_levelled_and_faded(tmp_path, amplitude):
     assert abs(int(pcm[0])) <= EDGE_MAX and abs(int(pcm[-1])) <= EDGE_MAX
 
 
+def test_deepgram_is_sent_the_words_without_join_marks(tmp_path):
+    sent: list[str] = []
+
+    def speak(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content)["text"])
+        return httpx.Response(200, content=ulaw_wav(lin2ulaw(np.full(800, 3000, dtype=np.int16))), headers={"dg-request-id": "r"})
+
+    provider = DeepgramProvider(client=httpx.Client(transport=httpx.MockTransport(speak)), api_key="k")
+    synth = make_synth(tmp_path, {"deepgram": provider})
+    synth.clip("~March 13th~", AURA)
+    synth.clip("~at 1:15 pm.", AURA)
+    assert sent == ["march thirteenth", "at one fifteen p.m."]
+
+
 # --- one clip per answer ----------------------------------------------------------------------------
 def test_assemble_makes_one_content_addressed_clip_with_natural_pauses(tmp_path):
     provider = ToneProvider()
@@ -151,6 +166,18 @@ def test_assemble_makes_one_content_addressed_clip_with_natural_pauses(tmp_path)
     again = synth.assemble(clips, PIPER)
     assert (again.key, again.url, again.source) == (one.key, one.url, "index")
     assert synth.assemble(clips[:1], PIPER) is clips[0]
+
+
+def test_assemble_texts_assembles_only_what_is_already_published(tmp_path):
+    provider = ToneProvider()
+    synth = make_synth(tmp_path, {"piper": provider})
+    pieces = split_pieces(BOOKING, "phrase")
+    assert synth.assemble_texts(pieces, PIPER) is None  # nothing published yet: nothing synthesized either
+    assert provider.calls == []
+    clips = [synth.clip(p, PIPER) for p in pieces]
+    one = synth.assemble_texts(pieces, PIPER)
+    assert one is not None and one.key == assembled_key([c.key for c in clips], join_pauses(pieces), PIPER)
+    assert len(provider.calls) == len(pieces)
 
 
 def test_clips_in_a_fallback_voice_are_not_assembled(tmp_path):

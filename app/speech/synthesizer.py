@@ -261,6 +261,19 @@ class Synthesizer:
         log.info("assembled key=%s from %d clips in %.0f ms%s", key[:12], len(clips), ms, " spooled" if spooled_now else "")
         return Clip(key, name, url, text, duration, "assembled", ms, voice=voice.slug, spooled=spooled_now)
 
+    def assemble_texts(self, texts: Sequence[str], voice: Voice, *, deadline: float | None = None) -> Clip | None:
+        """The one clip of the pieces ``texts`` (as ``split_pieces`` gave them) when every piece is
+        already published in ``voice`` (index or spool: local lookups only); None when one is not.
+
+        The live path's entry point: ``lookup`` each piece, then :meth:`assemble` (the pieces' bytes
+        are read from the store, bounded by ``deadline``; the assembled clip is indexed, so the
+        same answer next time is one index hit). Raises InvalidText, StoreError or InvalidAudio.
+        """
+        clips = [self.lookup(text, voice) for text in texts]
+        if not clips or any(c is None for c in clips):
+            return None
+        return self.assemble([c for c in clips if c is not None], voice, deadline=deadline)
+
     def _clip_bytes(self, clip: Clip, deadline: float | None) -> bytes:
         """The published bytes of ``clip``: from the spool when it is spooled, else from the store."""
         if clip.spooled and self.spool is not None:
