@@ -27,8 +27,9 @@ context (the same word boundary inside the whole-reply audio):
 - pitch at clip end / clip median: median f0 of the last 5 voiced 10 ms frames of the piece over
   the median f0 of the piece (librosa pYIN, 60-300 Hz, on the 8 kHz audio the caller hears);
 - pitch reset: median f0 of the first 5 voiced frames of the next piece over the end pitch above;
-- loudness step: |level of the first 300 ms of sound of the next piece - level of the last 300 ms
-  of sound of this one| in dB (sound = 10 ms frames above -45 dBFS);
+- loudness step: |level of the first 400 ms of sound of the next piece - level of the last 400 ms
+  of sound of this one| in dB (400 ms: the window of EBU R128 momentary loudness; no K-weighting
+  on phone-band audio) (sound = 10 ms frames above -45 dBFS);
 - pause: the silent run (frames at or below -45 dBFS) between the two pieces' sounds.
 
 Per turn: clips served, pieces, joins inside a sentence, pieces/clips shorter than 0.5 s, and the
@@ -58,7 +59,7 @@ RATE = 8000
 FRAME = RATE // 100  # 10 ms
 SOUND_DBFS = -45.0
 VOICED_FRAMES = 5
-EDGE_S = 0.3
+EDGE_S = 0.4
 SHORT_S = 0.5
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "sgd-dev.jsonl"
 
@@ -75,6 +76,7 @@ class Join:
     ctx_reset: float
     ctx_step_db: float
     ctx_pause_ms: float
+    kind: str = "no pause"  # "no pause" (nothing written between the pieces) or "punctuation" (, ; : -)
 
 
 @dataclass
@@ -120,6 +122,18 @@ class Variant:
             "step_db": mean([j.step_db for j in self.joins]), "ctx_step_db": mean([j.ctx_step_db for j in self.joins]),
             "ctx_pause_ms": mean([j.ctx_pause_ms for j in self.joins]),
         }
+        by_kind: dict[str, Any] = {}
+        for kind in ("no pause", "punctuation"):
+            js = [j for j in self.joins if j.kind == kind]
+            pj = [j for j in js if j in pitch]
+            by_kind[kind] = {
+                "joins": len(js), "pitch_joins": len(pj),
+                "end_ratio": mean([j.end_ratio for j in pj]), "ctx_end_ratio": mean([j.ctx_end_ratio for j in pj]),
+                "reset": mean([j.reset for j in pj]), "ctx_reset": mean([j.ctx_reset for j in pj]),
+                "step_db": mean([j.step_db for j in js]), "ctx_step_db": mean([j.ctx_step_db for j in js]),
+                "pause_ms": mean([j.pause_ms for j in js]), "ctx_pause_ms": mean([j.ctx_pause_ms for j in js]),
+            }
+        out["by_kind"] = by_kind
         for gap in gaps:
             tag = f"gap{gap}" if self.serving == "plays" else "served"
             extra = gap / 1000
@@ -282,6 +296,12 @@ def _inside(raw_piece: str) -> bool:
     return not raw_piece.rstrip().rstrip("\"')]}\u201d\u2019~").endswith((".", "!", "?", "\u2026"))
 
 
+def _kind(raw_piece: str) -> str:
+    """"punctuation" when a pause mark (, ; : or a dash) ends ``raw_piece``, else "no pause"."""
+    end = raw_piece.rstrip().rstrip("\"')]}\u201d\u2019~")
+    return "punctuation" if end.endswith((",", ";", ":", "-", "\u2013", "\u2014")) else "no pause"
+
+
 def _silent_edges(audio: np.ndarray) -> tuple[int, int]:
     """Samples of silence (whole 10 ms frames at or below -45 dBFS) at the start and the end."""
     levels = frame_db(audio)
@@ -338,7 +358,7 @@ def run(texts: list[tuple[str, tuple]], levels: Sequence[str], bench: Bench, log
                     continue
                 e, r, s, _ = spliced[k]
                 pause = (edges[i][1] + edges[i + 1][0]) / RATE * 1000
-                plays.joins.append(Join(e, r, s, pause, *ctx[k]))
+                plays.joins.append(Join(e, r, s, pause, *ctx[k], kind=_kind(raw[i])))
                 k += 1
             inside_n = sum(inside)
             plays.turns.append(Turn(len(clips), inside_n, short, sum(durations), whole_s))
@@ -361,7 +381,7 @@ def run(texts: list[tuple[str, tuple]], levels: Sequence[str], bench: Bench, log
                     continue
                 e, r, s, _ = spliced[k]
                 mid = (ends[i] + a_offsets[i + 1]) // 2
-                assembled.joins.append(Join(e, r, s, silence_at(a_levels, mid), *ctx[k]))
+                assembled.joins.append(Join(e, r, s, silence_at(a_levels, mid), *ctx[k], kind=_kind(raw[i])))
                 k += 1
             assembled.turns.append(Turn(len(clips), inside_n, short, one.duration_s, whole_s))
         if n % 10 == 0:
@@ -408,6 +428,17 @@ def report(summaries: list[dict[str, Any]], gaps: Sequence[int]) -> str:
         lines.append(f"| {s['level']} / {s['serving']} | {s['joins']} ({s['pitch_joins']}) | {_fmt(s['end_ratio'])} vs "
                      f"{_fmt(s['ctx_end_ratio'])} | {_fmt(s['reset'])} vs {_fmt(s['ctx_reset'])} | "
                      f"{_fmt(s['step_db'])} vs {_fmt(s['ctx_step_db'])} | {pause} vs {_fmt(s['ctx_pause_ms'])} |")
+    lines += ["", "| level / serving | kind of join | joins | pitch at end, spliced vs context | pitch reset | "
+              "loudness step dB | pause ms (gap 0 / as served) |", "|---|---|---:|---:|---:|---:|---:|"]
+    for s in summaries:
+        if s["level"] not in ("clause", "phrase"):
+            continue
+        for kind, k in s["by_kind"].items():
+            if k["joins"]:
+                lines.append(f"| {s['level']} / {s['serving']} | {kind} | {k['joins']} | {_fmt(k['end_ratio'])} vs "
+                             f"{_fmt(k['ctx_end_ratio'])} | {_fmt(k['reset'])} vs {_fmt(k['ctx_reset'])} | "
+                             f"{_fmt(k['step_db'])} vs {_fmt(k['ctx_step_db'])} | {_fmt(k['pause_ms'])} vs "
+                             f"{_fmt(k['ctx_pause_ms'])} |")
     return "\n".join(lines)
 
 

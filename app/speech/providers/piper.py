@@ -306,8 +306,13 @@ class PiperProvider:
 
 
 def _word_bounds(aligned: list[tuple[str, int]], counts: list[int], total: int) -> tuple[int, int] | None:
-    """(start, end) samples of the middle part, given per-phoneme sample counts and how many
-    sound phonemes the (left carrier, words, right carrier) have; None if they do not add up."""
+    """(start, end) samples of the middle part, given per-phoneme sample counts and how many sound
+    phonemes the (left carrier, words, right carrier) have when phonemized on their own.
+
+    The cuts count the carriers' sounds from each end (fixed words, phonemized the same in any
+    context), so espeak phonemizing a word of the piece differently in context does not move them;
+    None when the alignment is missing, does not cover the audio, or leaves the piece no sound.
+    """
     if not aligned or sum(n for _, n in aligned) != total:
         return None
     ends: list[int] = []    # sample where each sound phoneme ends
@@ -318,11 +323,12 @@ def _word_bounds(aligned: list[tuple[str, int]], counts: list[int], total: int) 
             starts.append(pos)
             ends.append(pos + n)
         pos += n
-    if len(ends) != sum(counts) or counts[1] == 0:
+    left, right = counts[0], counts[2]
+    if len(ends) - left - right < max(1, counts[1] // 2):
         return None
-    first, last = counts[0], counts[0] + counts[1] - 1
-    start = 0 if counts[0] == 0 else (ends[first - 1] + starts[first]) // 2
-    end = total if counts[2] == 0 else (ends[last] + starts[last + 1]) // 2
+    start = 0 if left == 0 else (ends[left - 1] + starts[left]) // 2
+    last = len(ends) - right - 1
+    end = total if right == 0 else (ends[last] + starts[last + 1]) // 2
     return start, end
 
 
