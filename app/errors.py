@@ -20,6 +20,7 @@ catches ``Exception``.
     │   └── StoreUnavailable         the store could not be reached or answered an error
     ├── StateError                   the shared call-state backend failed
     ├── ResponderError               the AI responder failed (timeout, HTTP error, bad reply)
+    ├── SpeculationDropped           a speculative turn's record moved on: its job stops writing
     └── PrecomputeError
         └── PrecomputeLocked         another precompute run holds the lock
 """
@@ -100,6 +101,10 @@ class StateError(WarmlineError):
 
 class ResponderError(WarmlineError):
     """The AI responder failed: timeout, HTTP error or an unusable reply."""
+
+
+class SpeculationDropped(WarmlineError):
+    """A speculative turn was discarded (or a newer one started): its job must stop writing."""
 
 
 class PrecomputeError(WarmlineError):

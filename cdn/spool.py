@@ -5,7 +5,7 @@ writes the clip here instead and the caller hears it from this host's edge (``/c
 same object name as in the bucket). A background :class:`SpoolDrainer` publishes spooled clips
 to the store when it answers again and indexes them under their bucket URL::
 
-    <root>/objects/tts/v2/<slug>/<kk>/<key>.wav    spooled clips (a create-only LocalStore)
+    <root>/objects/tts/v1/<slug>/<kk>/<key>.wav    spooled clips (a create-only LocalStore)
     <root>/sent/<key>                              marker: published; the file stays for ``retain_s``
 
 A published clip stays in the spool for ``retain_s`` (an hour) because a TwiML document that
@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import InvalidAudio, ObjectNotFound, StateError, StoreError, StoreUnavailable
-from app.speech.keys import OBJECT_ROOT
-from app.speech.wav import validate_ulaw_wav
 from cdn.index import IndexEntry, KeyIndex
 from cdn.local import LocalStore
+from cdn.names import OBJECT_ROOT
 from cdn.store import AudioStore, check_name
+from cdn.wav import validate_ulaw_wav
 
 log = logging.getLogger("warmline.spool")
 

@@ -2,7 +2,7 @@
 
 A store holds immutable, content-addressed objects under two name families only:
 
-    tts/v2/<voice-slug>/<key[:2]>/<key>.wav     an audio clip (v1 objects of older keys stay valid) (8 kHz mono G.711 mu-law WAV)
+    tts/v1/<voice-slug>/<key[:2]>/<key>.wav     an audio clip (8 kHz mono G.711 mu-law WAV)
     events/<host-id>/turns-YYYY-MM-DD.jsonl     one host's turn events of one UTC day
 
 ``put`` is *create-only*: publishing a name that already exists is success and never
@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 from app.errors import InvalidObjectName
-from app.speech.keys import OBJECT_ROOT, is_object_name
-from app.speech.wav import validate_ulaw_wav
+from cdn.names import OBJECT_ROOT, is_object_name
+from cdn.wav import validate_ulaw_wav
 
 AUDIO_CONTENT_TYPE = "audio/wav"
 EVENTS_CONTENT_TYPE = "application/x-ndjson"
@@ -107,7 +107,7 @@ def check_name(name: str) -> str:
 
 
 def is_audio_name(name: str) -> bool:
-    """True when ``name`` is a well-formed audio clip name (``tts/v1/...wav`` or ``tts/v2/...wav``)."""
+    """True when ``name`` is a well-formed audio clip name (``tts/v1/...wav``)."""
     return isinstance(name, str) and is_object_name(name)
 
 

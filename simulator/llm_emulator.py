@@ -15,6 +15,15 @@ body is not JSON). ``responses`` is a callable ``(request_json) -> str`` for the
 the default gives a canned helpful answer (``[END]`` after a goodbye). :func:`faq_responses`
 answers like the built-in FAQ responder for a businesses file.
 
+Streaming: a request with ``"stream": true`` is answered with server-sent events like OpenAI's
+(``data: {chat.completion.chunk}`` lines, ``choices[0].delta.content`` about 4 characters -- one
+token -- each, the last chunk with ``finish_reason``, then ``data: [DONE]``): the first token after
+``ttft_ms`` (default: the same ``base_ms`` + jitter a whole reply waits), then one token every
+``per_token_ms``, so a streamed reply ends when the unstreamed one would have arrived.
+``stream_mode="ignore"`` models a server that ignores ``stream`` (one JSON body). ``timing`` (a
+callable ``(request, content) -> (first_token_s, per_token_s)``) replaces the latency model for
+both kinds, so a benchmark can give each reply the same total time streamed or not.
+
 Thread-safe: a ``ThreadingHTTPServer`` with one thread per connection; counters and the fault
 queue sit behind a lock. ``stop()`` releases stalled requests and joins the server thread.
 Run standalone: ``python -m simulator.llm_emulator --port 8700 --api-key dev``.
@@ -25,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -38,6 +48,17 @@ MAX_BODY_BYTES = 1 << 20
 ROLES = ("system", "user", "assistant")
 
 Responses = Callable[[dict[str, Any]], str]
+Timing = Callable[[dict[str, Any], str], tuple[float, float]]
+STREAM_MODES = ("sse", "ignore")
+_TOKEN_RE = re.compile(r"\s*\S{1,4}|\s+$")
+
+
+def tokens(content: str) -> list[str]:
+    """``content`` in pieces of about one token (up to 4 non-space characters with the spaces before them).
+
+    Joined, the pieces give ``content`` back exactly.
+    """
+    return _TOKEN_RE.findall(content)
 
 
 def canned_responses(request: dict[str, Any]) -> str:
@@ -137,10 +158,19 @@ class LLMEmulator:
         fault_rate: float = 0.0,
         fault_modes: Sequence[str] = ("500",),
         port: int = 0,
+        ttft_ms: float | None = None,
+        stream_mode: str = "sse",
+        timing: Timing | None = None,
     ) -> None:
         for mode in fault_modes:
             if mode not in FAULT_MODES:
                 raise ValueError(f"unknown fault mode {mode!r}; one of {FAULT_MODES}")
+        if stream_mode not in STREAM_MODES:
+            raise ValueError(f"unknown stream mode {stream_mode!r}; one of {STREAM_MODES}")
+        self.ttft_ms = ttft_ms
+        self.stream_mode = stream_mode
+        self.timing = timing
+        self.streamed = 0  # requests answered with server-sent events
         self.api_key = api_key
         self.responses = responses or canned_responses
         self.base_ms = base_ms
@@ -220,6 +250,15 @@ class LLMEmulator:
         with self._lock:
             jitter = self._rng.uniform(-self.jitter_ms, self.jitter_ms) if self.jitter_ms else 0.0
         return max(0.0, self.base_ms + self.per_token_ms * tokens + jitter) / 1000.0
+
+    def stream_timing(self, request: dict[str, Any], content: str) -> tuple[float, float]:
+        """(seconds to the first token, seconds between tokens) of a streamed answer of ``content``."""
+        if self.timing is not None:
+            return self.timing(request, content)
+        with self._lock:
+            jitter = self._rng.uniform(-self.jitter_ms, self.jitter_ms) if self.jitter_ms else 0.0
+        first = self.base_ms if self.ttft_ms is None else self.ttft_ms
+        return max(0.0, first + jitter) / 1000.0, self.per_token_ms / 1000.0
 
     def _count(self, status: int) -> None:
         with self._lock:
@@ -308,7 +347,14 @@ class _Handler(BaseHTTPRequestHandler):
             content = long_reply()
         else:
             content = emu.responses(request)
-        delay = emu.latency_s(content)
+        if request.get("stream") is True and emu.stream_mode == "sse":
+            self._stream(request, content)
+            return
+        if emu.timing is not None:
+            first, per_token = emu.timing(request, content)
+            delay = first + per_token * len(tokens(content))
+        else:
+            delay = emu.latency_s(content)
         if delay and emu._stopping.wait(delay):
             self.close_connection = True
             return
@@ -326,6 +372,46 @@ class _Handler(BaseHTTPRequestHandler):
             },
         }
         self._send(200, json.dumps(reply).encode())
+
+
+    def _stream(self, request: dict[str, Any], content: str) -> None:
+        """Answer with server-sent events, chunked: one token per event at the emulator's pace."""
+        emu = self.emulator
+        first, per_token = emu.stream_timing(request, content)
+        with emu._lock:
+            emu.streamed += 1
+            n = len(emu.requests)
+        if first and emu._stopping.wait(first):
+            self.close_connection = True
+            return
+        emu._count(200)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        base = {"id": f"chatcmpl-emu{n:06d}", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": request["model"]}
+
+        def event(payload: str) -> None:
+            data = f"data: {payload}\n\n".encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+        try:
+            event(json.dumps({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                   "finish_reason": None}]}))
+            pieces = tokens(content)
+            for i, piece in enumerate(pieces):
+                if i and per_token and emu._stopping.wait(per_token):
+                    self.close_connection = True
+                    return
+                event(json.dumps({**base, "choices": [{"index": 0, "delta": {"content": piece},
+                                                       "finish_reason": None}]}))
+            event(json.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+            event("[DONE]")
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client abandoned the stream (a cancelled turn)
 
 
 def main(argv: list[str] | None = None) -> None:

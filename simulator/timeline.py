@@ -293,14 +293,14 @@ class Timeline:
         )
 
 
-_CLIP_URL = re.compile(r"/tts/v[12]/([a-z0-9_-]{1,80})/[0-9a-f]{2}/([0-9a-f]{64})\.wav(?:$|[?#])")
+_CLIP_URL = re.compile(r"/tts/v[0-9]+/([a-z0-9_-]{1,80})/[0-9a-f]{2}/([0-9a-f]{64})\.wav(?:$|[?#])")
 
 
 @dataclass(frozen=True)
 class HeardRule:
     """Tells what kind of answer a turn got (:data:`HEARD_KINDS`), from the client side only.
 
-    ``voice_slug``: the business's own voice (clip URLs are ``.../tts/v2/<slug>/<xx>/<key>.wav``).
+    ``voice_slug``: the business's own voice (clip URLs are ``.../tts/v1/<slug>/<xx>/<key>.wav``).
     ``apology_keys``: content keys of the apology prompt (whole, and each piece the call flow may
     split it into) in every voice that may speak it. ``apology_texts``: the same texts, canonical.
     A <Play> of a URL that is not a clip URL counts as the business's own audio. Immutable;

@@ -12,23 +12,23 @@ changes what is synthesized for some texts *and* how every clip is finished, so 
 to ``v2``: a ``v1`` object is never served for a ``v2`` key. Migration is by regeneration: the next
 precompute run plans every fixed and mined piece under its ``v2`` key (nothing is published yet, so
 everything is planned), and live misses synthesize as usual. ``v1`` objects stay where they are
-(immutable; URLs already handed to Twilio keep working, so :func:`is_object_name` accepts both).
+(immutable; URLs already handed to Twilio keep working: :data:`cdn.names.CLIP_KEY_VERSIONS` accepts both).
+
+The shape of an object name is checked by :func:`cdn.names.is_object_name` (stores check names
+without knowing voices); this module makes them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 
 from app.speech.canon import canon
 from app.speech.voices import Voice
+from cdn.names import OBJECT_ROOT, is_object_name
 
 KEY_VERSION = "v2"
-OBJECT_ROOT = "tts/"
-"""Every clip object, of any key version, lives under this prefix."""
 OBJECT_PREFIX = f"{OBJECT_ROOT}{KEY_VERSION}/"
-OBJECT_NAME_RE = re.compile(r"^tts/v[12]/[a-z0-9_-]{1,80}/[0-9a-f]{2}/[0-9a-f]{64}\.wav$")
 
 
 def content_key(text: str, voice: Voice) -> str:
@@ -61,6 +61,4 @@ def assembled_key(keys: Sequence[str], pauses_ms: Sequence[int], voice: Voice) -
     return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()
 
 
-def is_object_name(name: str) -> bool:
-    """True when ``name`` is exactly of the form :func:`object_name` produces (now or under ``v1``)."""
-    return OBJECT_NAME_RE.fullmatch(name) is not None and name.split("/")[3] == name.rsplit("/", 1)[1][:2]
+__all__ = ["KEY_VERSION", "OBJECT_PREFIX", "assembled_key", "content_key", "is_object_name", "object_name"]
