@@ -5,12 +5,12 @@ Counts are keyed by ``canon(text)``: every text variant that maps to one content
 that key. Event counts are per voice slug (a clip is per voice); corpus counts have no voice (the
 dialogues are text only) and are applied to whichever voice the plan is for.
 
-A piece counts once per call (turn events with a ``call`` id) or per dialogue (corpus): what
-predicts that a *future* call needs a clip is how many calls needed it, not how often one caller
-heard it (a name repeated five times in one call is one call's worth). The pieces of every turn are
-kept too (``turn_sets``), so :func:`coverage` can tell which pieces complete whole turns: a turn
-served fully from cache needs every one of its pieces, and the plan's ``turns`` ranking spends
-the budget on pieces that complete turns first (see ``precompute.plan``).
+Event pieces count once per turn they were spoken in (with the distinct calls kept, so a plan can
+require a piece heard in several calls); corpus pieces count once per dialogue (a value repeated in
+one dialogue is one dialogue's worth). The pieces of every turn are kept too (``turn_sets``), so
+:func:`coverage` can tell which pieces complete whole turns: a turn is served fully from cache only
+when *every* one of its pieces is cached, and the plan's ``turns`` ranking spends the budget on
+pieces that complete turns first (see ``precompute.plan``).
 
 Everything here is thread-safe (no shared state) and returns fresh objects.
 """
@@ -37,10 +37,11 @@ log = logging.getLogger("warmline.precompute")
 _DAY_FILE_RE = re.compile(r"turns-(\d{4}-\d{2}-\d{2})\.jsonl$")
 
 Mark = tuple[str, int, int]
+CALLS_CAP = 16
 
 
 class PieceCounts(Counter):
-    """Piece counts (canonical text -> calls it was heard in) with ``coverage`` (text -> turns it completes).
+    """Piece counts (canonical text -> occurrences) with ``coverage`` (text -> mined turns it completes).
 
     A plain ``Counter`` everywhere a Counter is expected; ``coverage`` is empty when unknown.
     """
@@ -51,8 +52,8 @@ class PieceCounts(Counter):
 
 
 COVERAGE_MIN_COUNT = 2
-"""A turn counts towards its pieces' coverage when every one of its pieces was heard in at least
-this many calls (dialogues): only such turns can be served fully from cache by a plan."""
+"""A turn counts towards its pieces' coverage when every one of its pieces was counted at least
+this often: only such turns can be served fully from cache by a plan."""
 
 
 def coverage(turn_sets: Iterable[tuple[str, ...]], counts: Counter[str], min_count: int = COVERAGE_MIN_COUNT) -> Counter[str]:
@@ -66,7 +67,7 @@ def coverage(turn_sets: Iterable[tuple[str, ...]], counts: Counter[str], min_cou
 
 @dataclass
 class Mined:
-    """Piece counts: ``counts[voice_slug][canon_text] -> calls``; ``turns`` read, ``files`` read.
+    """Piece counts: ``counts[voice_slug][canon_text] -> occurrences``; ``turns`` read, ``files`` read.
 
     ``turn_sets[voice_slug]`` holds the distinct pieces of every turn read (for :func:`coverage`).
     ``slot_values[canon_text]`` counts the pieces that were marked slot values (corpus only), so
@@ -77,26 +78,28 @@ class Mined:
     turns: int = 0
     files: int = 0
     slot_values: Counter[str] = field(default_factory=Counter)
+    # calls[voice_slug][canon_text]: the distinct calls (ids, at most CALLS_CAP) a logged piece was heard in
+    calls: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     turn_sets: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
-    _seen: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
 
-    def for_voice(self, slug: str | None) -> PieceCounts:
-        """The counts of ``slug``, plus voice-less (corpus) counts under ``""``, with their coverage."""
-        return combined([self], slug)
+    def for_voice(self, slug: str | None, min_calls: int = 1) -> PieceCounts:
+        """The counts of ``slug``, plus voice-less (corpus) counts under ``""``, with their coverage.
 
-    def add(self, slug: str, text: str, n: int = 1, *, call: str | None = None) -> str | None:
-        """Count ``text`` (canonical) for ``slug``; with ``call``, at most once per call. Returns the key."""
+        ``min_calls`` > 1 keeps only logged pieces heard in at least that many distinct calls (a
+        name heard in one call never reaches the plan); corpus counts are not personal and stay.
+        """
+        return combined([self], slug, min_calls)
+
+    def add(self, slug: str, text: str, n: int = 1) -> str | None:
+        """Count ``text`` (canonical) for ``slug``; returns its key (None when nothing speakable)."""
         key = canon(text)
         if not key or not is_speakable(key):
             return None
-        if call is not None:
-            if (slug, call, key) in self._seen:
-                return key
-            self._seen.add((slug, call, key))
         self.counts.setdefault(slug, Counter())[key] += n
         return key
 
     def add_turn(self, slug: str, keys: Iterable[str | None]) -> None:
+        """Remember the distinct pieces of one turn (for :func:`coverage`)."""
         distinct = tuple(sorted({k for k in keys if k}))
         if distinct:
             self.turn_sets.setdefault(slug, []).append(distinct)
@@ -106,21 +109,30 @@ class Mined:
             self.counts.setdefault(slug, Counter()).update(counter)
         for slug, sets in other.turn_sets.items():
             self.turn_sets.setdefault(slug, []).extend(sets)
+        for slug, texts in other.calls.items():
+            mine = self.calls.setdefault(slug, {})
+            for text, calls in texts.items():
+                mine.setdefault(text, set()).update(list(calls)[: max(0, CALLS_CAP - len(mine.get(text, ())))])
         self.turns += other.turns
         self.files += other.files
         self.slot_values.update(other.slot_values)
         return self
 
 
-def combined(parts: Iterable[Mined], slug: str | None) -> PieceCounts:
-    """The counts of ``slug`` (plus voice-less ones) over several mining results, with their coverage."""
+def combined(parts: Iterable[Mined], slug: str | None, min_calls: int = 1) -> PieceCounts:
+    """The counts of ``slug`` (plus voice-less ones) over several mining results, with their coverage.
+
+    ``min_calls`` as in :meth:`Mined.for_voice` (applied to logged pieces, not to corpus counts).
+    """
     out = PieceCounts()
     sets: list[tuple[str, ...]] = []
     for part in parts:
         out.update(part.counts.get("", Counter()))
         sets += part.turn_sets.get("", [])
         if slug:
-            out.update(part.counts.get(slug, Counter()))
+            calls = part.calls.get(slug, {})
+            out.update({text: n for text, n in part.counts.get(slug, Counter()).items()
+                        if min_calls <= 1 or len(calls.get(text, ())) >= min_calls})
             sets += part.turn_sets.get(slug, [])
     out.coverage = coverage(sets, out)
     return out
@@ -194,9 +206,10 @@ def read_store_events(store: AudioStore, days: int, today: dt.date | None = None
 def mine_events(events: Iterable[dict[str, Any]]) -> Mined:
     """Count every spoken piece of every turn event, per voice slug.
 
-    A piece counts once per call it was spoken in (events without a ``call`` id: once per turn),
-    hit or miss (a published piece is skipped by the plan, not here). Pieces without text, and
-    events without a voice, are ignored. Each turn's pieces are kept for :func:`coverage`.
+    A piece counts once per turn it was spoken in (hit or miss: a published piece is skipped
+    by the plan, not here), and the distinct calls it was heard in are kept (up to CALLS_CAP).
+    Pieces without text, pieces holding a responder-marked slot value (``slot``: a name, a
+    booking), and events without a voice are ignored. Each turn's pieces are kept for :func:`coverage`.
     """
     mined = Mined()
     for event in events:
@@ -205,13 +218,19 @@ def mine_events(events: Iterable[dict[str, Any]]) -> Mined:
         if not isinstance(voice, str) or not voice or not isinstance(sentences, list):
             continue
         mined.turns += 1
-        call = event.get("call")
-        call = f"{event.get('business', '')}/{call}" if isinstance(call, str) and call else None
+        call = event.get("call") if isinstance(event.get("call"), str) else None
         keys = []
         for sentence in sentences:
-            text = sentence.get("text") if isinstance(sentence, dict) else None
+            if not isinstance(sentence, dict) or sentence.get("slot"):
+                continue
+            text = sentence.get("text")
             if isinstance(text, str) and text.strip():
-                keys.append(mined.add(voice, text, call=call))
+                key = mined.add(voice, text)
+                keys.append(key)
+                if call and key:
+                    seen = mined.calls.setdefault(voice, {}).setdefault(key, set())
+                    if len(seen) < CALLS_CAP:
+                        seen.add(call)
         mined.add_turn(voice, keys)
     return mined
 
@@ -272,9 +291,8 @@ def mine_corpus(turns: Iterable[CorpusTurn], splice: str) -> Mined:
         if pieces:
             sets.append(tuple(sorted(set(pieces))))
         if splice in ("slot", "phrase") and turn.marks:
-            values = {canon(turn.text[s:e].strip()).strip("~") for _n, s, e in turn.marks}
-            mined.slot_values.update(p for p in pieces if p.strip("~").rstrip(".!?,;:") in
-                                     {v.rstrip(".!?,;:") for v in values})
+            values = {canon(turn.text[s:e].strip()).strip("~").rstrip(".!?,;:") for _n, s, e in turn.marks}
+            mined.slot_values.update(p for p in pieces if p.strip("~").rstrip(".!?,;:") in values)
     mined.counts[""] = counter
     mined.turn_sets[""] = sets
     mined.files = 1

@@ -68,19 +68,21 @@ def log_dir(tmp_path) -> Path:
     return tmp_path / "events"
 
 
-def test_a_piece_counts_once_per_call_and_turns_keep_their_pieces(tmp_path):
+def test_turns_keep_their_pieces_and_coverage_counts_only_completable_turns(tmp_path):
     events = EventLog(tmp_path / "events")
     when = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
     one_call = "CA" + "1" * 32
-    for _ in range(4):  # a caller who hears the same name four times is one call's worth
+    for _ in range(4):  # a caller who hears the same name four times: four turns, one call
         events.append(turn(PIPER, "Booked for Ann.", "Anything else?", call=one_call), when=when)
     events.append(turn(PIPER, "Anything else?"), when=when)
     mined = mine.mine_events(mine.read_local_events(tmp_path / "events", days=1, today=TODAY))
-    assert dict(mined.counts[PIPER.slug]) == {"booked for ann.": 1, "anything else?": 2}
+    assert dict(mined.counts[PIPER.slug]) == {"booked for ann.": 4, "anything else?": 5}
     assert mined.turn_sets[PIPER.slug] == [("anything else?", "booked for ann.")] * 4 + [("anything else?",)]
-    counts = mined.for_voice(PIPER.slug)
-    # only the one-piece turn has every piece heard in 2+ calls: it alone counts towards coverage
-    assert dict(counts.coverage) == {"anything else?": 1}
+    assert dict(mined.for_voice(PIPER.slug).coverage) == {"anything else?": 5, "booked for ann.": 4}
+    # heard in one call only, the name is left out: the four turns holding it cannot be completed
+    two_calls = mined.for_voice(PIPER.slug, min_calls=2)
+    assert dict(two_calls) == {"anything else?": 5}
+    assert dict(two_calls.coverage) == {"anything else?": 1}
 
 
 def test_turns_rank_puts_pieces_that_complete_turns_first():
