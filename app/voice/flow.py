@@ -15,12 +15,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from app.business import Business
 from app.errors import InvalidText, StateError, WarmlineError
-from app.speech.pieces import split_pieces
 from app.voice import twiml
 from app.voice.arms import CONTROL
 from app.voice.listening import listen_options
 from app.voice.pacing import Pacing
-from app.voice.turns import FAILED, TERMINAL, TurnEngine, is_complete, ready_prefix
+from app.voice.turns import FAILED, TERMINAL, TurnEngine, is_complete, ready_prefix, reply_pieces
 
 log = logging.getLogger("warmline.flow")
 
@@ -229,7 +228,7 @@ class CallFlow:
         rest = " ".join(p["text"] for p in pieces[played:]).strip()
         self._mark_answer_started(urls, turn, t0)
         if rest:
-            self._finish_turn(business, urls, turn, "fallback", fallback=True)
+            self._finish_turn(business, urls, turn, "fallback", fallback=True, said_from=played)
             return self.finish(business, [twiml.Speak(text=rest)], record.get("action") or "continue", urls)
         self._finish_turn(business, urls, turn, "apology", fallback=True)
         return self.finish(business, [twiml.Speak(text=business.prompt("apology"))], "continue", urls)
@@ -242,26 +241,29 @@ class CallFlow:
         reply = engine.reply(business, call["history"][:-1], speech, urls.call_sid)
         ai_ms = (time.perf_counter() - started) * 1000
         engine.agent_said(urls.call_sid, reply.text)
-        texts = split_pieces(reply.text, business.splice, reply.marks) or [business.prompt("apology")]
-        futures = [self.rt.pool.submit(engine.make_clip, business, t) for t in texts]
+        planned = reply_pieces(reply, business)
+        futures = [self.rt.pool.submit(engine.make_clip, business, p["text"]) for p in planned]
         deadline = time.monotonic() + self.rt.settings.control_tts_timeout_s
         pieces: list[dict[str, Any]] = []
-        for text, future in zip(texts, futures):
+        for plan, future in zip(planned, futures):
             try:
-                pieces.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
+                pieces.append({**future.result(timeout=max(0.0, deadline - time.monotonic())), **plan})
             except TimeoutError:
-                pieces.append({"text": text, "failed": "timeout"})
+                pieces.append({**plan, "failed": "timeout"})
         all_played = all(p.get("url") or p.get("skip") for p in pieces)
         items = self._items(pieces, urls) if all_played else [twiml.Speak(text=reply.text)]
         elapsed = (time.time() - t0) * 1000
         record = {"pieces": pieces, "ai_ms": ai_ms, "tts_ms": sum(p.get("synth_ms", 0.0) for p in pieces),
-                  "hops": 0, "filler": None, "first_audio_ms": elapsed, "answer_ms": elapsed, "action": reply.action}
-        self._log_event(business, urls, CONTROL, {"outcome": "control" if all_played else "fallback",
-                                                  "fallback": not all_played, **_turn_fields(record)}, t0,
+                  "hops": 0, "filler": None, "first_audio_ms": elapsed, "answer_ms": elapsed, "action": reply.action,
+                  "failure": reply.failure}
+        outcome = "control" if all_played else "fallback"
+        self._log_event(business, urls, CONTROL, {"outcome": outcome, "fallback": not all_played,
+                                                  **_turn_fields(record, outcome, None if all_played else 0)}, t0,
                         turn=call["turn"])
         return self.finish(business, items, reply.action, urls)
 
-    def _finish_turn(self, business: Business, urls: Urls, turn: int, outcome: str, *, fallback: bool) -> None:
+    def _finish_turn(self, business: Business, urls: Urls, turn: int, outcome: str, *, fallback: bool,
+                     said_from: int | None = None) -> None:
         """Write the turn's event exactly once (the first request to finish the turn does)."""
         flag = {"first": False}
 
@@ -273,24 +275,20 @@ class CallFlow:
         if not flag["first"]:
             return
         self.pacing.observe_ai(business.id, record.get("ai_ms"))
-        self._log_event(business, urls, "warmline", {"outcome": outcome, "fallback": fallback, **_turn_fields(record)},
+        self._log_event(business, urls, "warmline",
+                        {"outcome": outcome, "fallback": fallback, **_turn_fields(record, outcome, said_from)},
                         record["started"], turn=turn)
 
     def _log_event(self, business: Business, urls: Urls, arm: str, fields: dict[str, Any], t0: float,
                    turn: int | None = None) -> None:
+        """Write the turn's :class:`~app.events.TurnEvent` to the log, the metrics and the structured log."""
         from app import metrics
+        from app.events import TurnEvent
 
-        event = {"business": business.id, "call": urls.call_sid, "turn": turn, "arm": arm, "voice": business.voice.slug,
-                 "action": "continue", "sentences": [], "filler": None, "hops": 0, "ai_ms": None, "tts_ms": 0.0,
-                 "time_to_first_audio_ms": round((time.time() - t0) * 1000, 1),
-                 "time_to_answer_ms": round((time.time() - t0) * 1000, 1), "fallback": False,
-                 "chars_live": 0, "chars_cached": 0}
-        event.update(fields)
-        event.update({
-            "ai_latency_ms": event["ai_ms"], "time_to_filler_ms": fields.get("time_to_filler_ms"),
-            "tts_latency_ms": event["tts_ms"], "total_latency_ms": event["time_to_answer_ms"],
-            "tts_cached": bool(event["sentences"]) and all(s["hit"] for s in event["sentences"]),
-        })
+        now_ms = round((time.time() - t0) * 1000, 1)
+        fields = {k: v for k, v in fields.items() if k != "fallback"}  # derived from what was heard
+        event = TurnEvent(business=business.id, call=urls.call_sid, turn=turn, arm=arm, voice=business.voice.slug,
+                          **{"time_to_first_audio_ms": now_ms, "time_to_answer_ms": now_ms, **fields}).to_dict()
         try:
             self.rt.events.append(event)
         except OSError as exc:
@@ -299,25 +297,24 @@ class CallFlow:
         metrics.log_turn(event)
 
 
-def _turn_fields(record: dict[str, Any]) -> dict[str, Any]:
-    pieces = [p for p in record.get("pieces") or [] if not p.get("skip")]
-    sentences = [
-        {"key": p.get("key"), "text": p["text"], "hit": bool(p.get("hit")), "source": p.get("source", "say"),
-         "chars": len(p["text"]), "duration_s": p.get("duration_s")}
-        for p in pieces
-    ]
+def _turn_fields(record: dict[str, Any], outcome: str, said_from: int | None = None) -> dict[str, Any]:
+    """The :class:`~app.events.TurnEvent` fields of a finished turn record (``said_from``: the first
+    piece ``<Say>``'d after the deadline)."""
+    from app.events import reply_kind, sentence_outcomes, turn_failure
+
+    sentences = sentence_outcomes(record.get("pieces") or [], said_from=said_from)
     return {
         "action": record.get("action") or "continue",
-        "sentences": sentences,
+        "sentences": tuple(sentences),
+        "reply": reply_kind(record, outcome),
+        "failure": turn_failure(record, sentences, outcome),
         "filler": record.get("filler"),
         "hops": record.get("hops", 0),
-        "ai_ms": None if record.get("ai_ms") is None else round(record["ai_ms"], 1),
-        "tts_ms": round(record.get("tts_ms") or 0.0, 1),
-        "time_to_first_audio_ms": round(record.get("first_audio_ms") or record.get("answer_ms") or 0.0, 1),
-        "time_to_answer_ms": round(record.get("answer_ms") or 0.0, 1),
-        "time_to_filler_ms": None if record.get("filler_ms") is None else round(record["filler_ms"], 1),
-        "chars_live": sum(s["chars"] for s in sentences if not s["hit"]),
-        "chars_cached": sum(s["chars"] for s in sentences if s["hit"]),
+        "ai_ms": record.get("ai_ms"),
+        "tts_ms": record.get("tts_ms") or 0.0,
+        "time_to_first_audio_ms": record.get("first_audio_ms") or record.get("answer_ms") or 0.0,
+        "time_to_answer_ms": record.get("answer_ms") or 0.0,
+        "time_to_filler_ms": record.get("filler_ms"),
     }
 
 

@@ -56,6 +56,17 @@ def is_complete(record: dict[str, Any] | None) -> bool:
     return record.get("status") == DONE and len(ready_prefix(record)) == len(pieces)
 
 
+def reply_pieces(reply: Reply, business: Business) -> list[dict[str, Any]]:
+    """The reply split into piece entries; a piece holding a responder-marked value is flagged ``slot``
+    (reports and the precompute plan never list it: it may be a caller's name or booking)."""
+    from app.events import marked_in
+
+    values = list(reply.marked().values())
+    pieces = [{"text": p, **({"slot": True} if marked_in(p, values) else {})}
+              for p in split_pieces(reply.text, business.splice, reply.marks)]
+    return pieces or [{"text": business.prompt("apology")}]
+
+
 class TurnEngine:
     """Starts, runs and takes over turns. ``runtime`` supplies state, synthesizer, responder, pool."""
 
@@ -181,11 +192,10 @@ class TurnEngine:
             started = time.perf_counter()
             reply = self.reply(business, history, record["utterance"], call_sid)
             ai_ms = (time.perf_counter() - started) * 1000
-            pieces = [{"text": p} for p in split_pieces(reply.text, business.splice, reply.marks)] or [
-                {"text": business.prompt("apology")}
-            ]
+            pieces = reply_pieces(reply, business)
             record = self._update(call_sid, turn, lambda r: {**r, "text": reply.text, "action": reply.action,
-                                                              "pieces": pieces, "ai_ms": round(ai_ms, 1)})
+                                                              "pieces": pieces, "ai_ms": round(ai_ms, 1),
+                                                              "failure": reply.failure})
             if record is None:
                 log.warning("turn %s/%d vanished from the call state (expired or a state restart); dropped",
                             call_sid, turn)
@@ -228,6 +238,11 @@ class TurnEngine:
         }
         if clip.fallback:
             piece["voice"] = clip.voice  # spoken by a fallback voice
+            piece["own_error"] = clip.own_error or None  # why the own voice could not (reports, metrics)
+            if clip.own_error:
+                from app import metrics
+
+                metrics.record_synthesis_error(business.voice.provider, clip.own_error)
         if clip.spooled:
             piece["spooled"] = True  # served from this host's edge until the store takes it
         return piece
@@ -236,7 +251,7 @@ class TurnEngine:
     def _set_piece(i: int, piece: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
         def apply(record: dict[str, Any]) -> dict[str, Any]:
             pieces = list(record.get("pieces") or [])
-            pieces[i] = piece
+            pieces[i] = {**piece, "slot": True} if pieces[i].get("slot") else piece
             return {**record, "pieces": pieces, "tts_ms": (record.get("tts_ms") or 0.0) + piece.get("synth_ms", 0.0)}
 
         return apply
