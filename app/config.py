@@ -47,7 +47,8 @@ class Settings:
     silence_budget_s: float = 0.5  # after a filler, how long tts-ready waits in silence before a second filler
     turn_deadline_s: float = 8.0
     control_tts_timeout_s: float = 4.0
-    turn_workers: int = 8
+    turn_workers: int = 48  # turn-job threads per process (I/O-bound: they wait on the AI and TTS; see app/runtime.py)
+    turn_queue: int = 48  # turn jobs that may wait for a thread; beyond that a turn is refused (admission control)
     call_ttl_s: int = 3600
     lease_s: float = 6.0
     max_speech_chars: int = 2000
@@ -97,6 +98,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "WARMLINE_TURN_DEADLINE_S": ("turn_deadline_s", float),
     "WARMLINE_CONTROL_TTS_TIMEOUT_S": ("control_tts_timeout_s", float),
     "WARMLINE_TURN_WORKERS": ("turn_workers", int),
+    "WARMLINE_TURN_QUEUE": ("turn_queue", int),
     "WARMLINE_CALL_TTL_S": ("call_ttl_s", int),
     "WARMLINE_LEASE_S": ("lease_s", float),
     "WARMLINE_PRECOMPUTE_CRON": ("precompute_cron", str),
@@ -148,7 +150,7 @@ def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[s
     store = values.get("store", "local")
     if store != "local" and not (store.startswith("gs://") and len(store) > 5):
         raise ConfigError(f"WARMLINE_STORE={store!r} must be 'local' or 'gs://bucket[/prefix]'")
-    for name in ("instant_budget_ms", "turn_workers", "call_ttl_s"):
+    for name in ("instant_budget_ms", "turn_workers", "turn_queue", "call_ttl_s"):
         if name in values and values[name] < 0:
             raise ConfigError(f"WARMLINE_{name.upper()} must not be negative")
     settings = Settings(**values)

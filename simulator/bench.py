@@ -325,11 +325,12 @@ def machine() -> dict[str, Any]:
 
 
 def filler_keys(business: Any) -> tuple[set[str], set[str]]:
-    """(content keys, canonical texts) of the business's filler and second-filler phrases."""
+    """(content keys, canonical texts) of the business's fillers and the bridges played while waiting."""
     from app.speech.canon import canon
     from app.speech.keys import content_key
+    from app.voice.pacing import BRIDGES
 
-    texts = {canon(t) for t in (*business.fillers, business.prompt("second_filler"))}
+    texts = {canon(t) for t in (*business.fillers, *(business.prompt(b) for b in BRIDGES))}
     return {content_key(t, business.voice) for t in texts}, texts
 
 
