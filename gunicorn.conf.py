@@ -12,7 +12,12 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_data_dir / "prometheus"))
 bind = os.environ.get("WARMLINE_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
 workers = int(os.environ.get("WARMLINE_WORKERS", "2"))
-threads = int(os.environ.get("WARMLINE_THREADS", "32"))
+# A request holds its thread while it waits: `process` up to the instant budget (0.3 s), a `tts-ready`
+# hop up to the silence budget (0.5 s), then it answers with a bridge. With 200 calls on a host about
+# a third are in such a wait at any moment (the rest are listening to audio or speaking), ~70
+# requests over 2 workers: 64 threads per worker carry 200+ calls with room for bursts. Threads that
+# wait cost memory, not CPU (the GIL is released on I/O).
+threads = int(os.environ.get("WARMLINE_THREADS", "64"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

@@ -15,6 +15,12 @@ body is not JSON). ``responses`` is a callable ``(request_json) -> str`` for the
 the default gives a canned helpful answer (``[END]`` after a goodbye). :func:`faq_responses`
 answers like the built-in FAQ responder for a businesses file.
 
+``audit=HistoryAudit(...)`` checks every request's conversation as it arrives: roles alternate
+(user, assistant, ..., user) and every assistant line is a reply this emulator actually produced
+for exactly the conversation before it (or one of the ``allowed`` fixed lines, such as the
+business's apology, which a caller hears when no reply came in time). It sees what a real model
+would be sent, so it catches a history corrupted by duplicated turns or late replies.
+
 Thread-safe: a ``ThreadingHTTPServer`` with one thread per connection; counters and the fault
 queue sit behind a lock. ``stop()`` releases stalled requests and joins the server thread.
 Run standalone: ``python -m simulator.llm_emulator --port 8700 --api-key dev``.
@@ -25,6 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
+import signal
 import threading
 import time
 from collections import deque
@@ -90,6 +98,73 @@ def faq_responses(businesses: Any) -> Responses:
     return respond
 
 
+_MARKERS = re.compile(r"\[\s*(END|TRANSFER)\s*\]", re.IGNORECASE)
+
+
+def spoken(content: str) -> str:
+    """What a caller hears of a reply: action markers removed, whitespace collapsed."""
+    return " ".join(_MARKERS.sub(" ", content).split())
+
+
+class HistoryAudit:
+    """Checks the coherence of every conversation sent to the emulator (see the module docstring). Thread-safe.
+
+    ``allowed``: agent lines that need no producing request (fixed prompts a caller may hear).
+    ``window``: conversations of this many messages or more were cut by the client (its history
+    window), so their prefixes are not checked against what was produced.
+    """
+
+    def __init__(self, allowed: Sequence[str] = (), *, window: int = 20) -> None:
+        self.allowed = {spoken(a) for a in allowed}
+        self.window = window
+        self._lock = threading.Lock()
+        self._produced: dict[tuple[tuple[str, str], ...], set[str]] = {}
+        self.requests = 0
+        self.checked_agent_lines = 0
+        self.problems: list[str] = []
+
+    @staticmethod
+    def _conversation(request: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        system = next((m["content"] for m in request["messages"] if m["role"] == "system"), "")
+        return (("system", system[:200]),) + tuple(
+            (m["role"], spoken(m["content"])) for m in request["messages"] if m["role"] != "system")
+
+    def check(self, request: dict[str, Any]) -> list[str]:
+        """The problems of one request's conversation (also kept in ``problems``)."""
+        convo = self._conversation(request)
+        turns = convo[1:]
+        found: list[str] = []
+        for i, (role, text) in enumerate(turns):
+            expected = "user" if i % 2 == 0 else "assistant"
+            if role != expected:
+                found.append(f"message {i} is {role}, expected {expected} (roles must alternate): {text[:60]!r}")
+                break
+        with self._lock:
+            self.requests += 1
+            if not found and len(turns) < self.window:
+                for i, (role, text) in enumerate(turns):
+                    if role != "assistant":
+                        continue
+                    self.checked_agent_lines += 1
+                    if text in self.allowed:
+                        continue
+                    if text not in self._produced.get(convo[: i + 1], ()):
+                        found.append(f"assistant line {i} {text[:60]!r} was never produced for the conversation "
+                                     f"before it (last user line {turns[i - 1][1][:60]!r})")
+            self.problems.extend(found)
+        return found
+
+    def produced(self, request: dict[str, Any], content: str) -> None:
+        """Remember ``content`` as the reply to this request's conversation."""
+        with self._lock:
+            self._produced.setdefault(self._conversation(request), set()).add(spoken(content))
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            return {"requests": self.requests, "checked_agent_lines": self.checked_agent_lines,
+                    "incoherent": len(self.problems), "problems": self.problems[:20]}
+
+
 class _BadRequest(Exception):
     def __init__(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
         super().__init__(message)
@@ -137,6 +212,7 @@ class LLMEmulator:
         fault_rate: float = 0.0,
         fault_modes: Sequence[str] = ("500",),
         port: int = 0,
+        audit: HistoryAudit | None = None,
     ) -> None:
         for mode in fault_modes:
             if mode not in FAULT_MODES:
@@ -150,6 +226,7 @@ class LLMEmulator:
         self.fault_rate = fault_rate
         self.fault_modes = tuple(fault_modes)
         self.port = port
+        self.audit = audit
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._faults: deque[str] = deque()
@@ -288,6 +365,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(exc.status, str(exc), exc.kind)
             return
         emu._record(request)
+        if emu.audit is not None:
+            emu.audit.check(request)
         fault = emu._next_fault()
         if fault == "500":
             self._error(500, "The server had an error while processing your request.", "server_error")
@@ -308,6 +387,8 @@ class _Handler(BaseHTTPRequestHandler):
             content = long_reply()
         else:
             content = emu.responses(request)
+        if emu.audit is not None:
+            emu.audit.produced(request, content)
         delay = emu.latency_s(content)
         if delay and emu._stopping.wait(delay):
             self.close_connection = True
@@ -338,22 +419,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jitter-ms", type=float, default=200.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--businesses", help="answer like the FAQ responder for this businesses TOML file")
+    parser.add_argument("--audit-json", help="check every conversation's coherence (HistoryAudit); write the "
+                                             "summary here on exit (SIGINT/SIGTERM)")
     args = parser.parse_args(argv)
     responses = None
+    audit = None
     if args.businesses:
         from pathlib import Path
 
         from app.business import load_businesses
 
-        responses = faq_responses(load_businesses(Path(args.businesses)))
+        businesses = load_businesses(Path(args.businesses))
+        responses = faq_responses(businesses)
+        if args.audit_json:
+            audit = HistoryAudit([b.prompt(name) for b in businesses for name in b.prompts])
+    if args.audit_json and audit is None:
+        audit = HistoryAudit()
     emu = LLMEmulator(api_key=args.api_key, responses=responses, base_ms=args.base_ms, per_token_ms=args.per_token_ms,
-                      jitter_ms=args.jitter_ms, seed=args.seed, port=args.port)
+                      jitter_ms=args.jitter_ms, seed=args.seed, port=args.port, audit=audit)
     print(f"LLM emulator at {emu.start()}/v1/chat/completions", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         emu.stop()
+        if audit is not None:
+            summary = {**audit.summary(), "status_counts": emu.status_counts}
+            with open(args.audit_json, "w", encoding="utf-8") as fh:
+                json.dump(summary, fh, indent=1)
+            print(json.dumps({k: v for k, v in summary.items() if k != "problems"}), flush=True)
 
 
 if __name__ == "__main__":
