@@ -1,4 +1,19 @@
-"""gunicorn settings for Warmline (gthread: requests wait on I/O, threads carry concurrency)."""
+"""gunicorn settings for Warmline (gthread: requests wait on I/O, threads carry concurrency).
+
+Serving settings come from the environment (``WARMLINE_BIND``, ``WARMLINE_WORKERS``,
+``WARMLINE_THREADS``, ``WARMLINE_ACCESS_LOG``); command-line flags (``-b``, ``-w``) still win.
+
+Start-up check: the master runs :func:`app.doctor.main_check` once in ``on_starting``, before it
+binds or forks: any problem stops it with one line per problem and exit status 3 (not enforced
+for the live checks under ``WARMLINE_ENV=testing``). Malformed values here fall back to the
+defaults so that the check, not a traceback, reports them.
+
+Reloading businesses: ``kill -HUP <master pid>`` re-checks the business file; when it passes, new
+workers start on it and the old ones finish their requests (gunicorn's graceful reload). Workers
+read a copy pinned by the master (``<data dir>/run/businesses-<pid>.toml``), so a broken file
+never reaches a worker: the reload is refused, logged one line per problem, and the running
+business file stays in service.
+"""
 
 import os
 import shutil
@@ -9,15 +24,24 @@ from pathlib import Path
 _data_dir = Path(os.environ.get("WARMLINE_DATA_DIR", Path(__file__).resolve().parent / "var"))
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_data_dir / "prometheus"))
 
-bind = os.environ.get("WARMLINE_BIND", "127.0.0.1:8000")
+
+
+def _int(var, default):
+    try:
+        return max(1, int(os.environ.get(var) or default))
+    except ValueError:
+        return default  # the start-up check names it and stops
+
+
+bind = (os.environ.get("WARMLINE_BIND") or "127.0.0.1:8000").replace(",", " ").split()
 worker_class = "gthread"
-workers = int(os.environ.get("WARMLINE_WORKERS", "2"))
+workers = _int("WARMLINE_WORKERS", 2)
 # A request holds its thread while it waits: `process` up to the instant budget (0.3 s), a `tts-ready`
 # hop up to the silence budget (0.5 s), then it answers with a bridge. With 200 calls on a host about
 # a third are in such a wait at any moment (the rest are listening to audio or speaking), ~70
 # requests over 2 workers: 64 threads per worker carry 200+ calls with room for bursts. Threads that
 # wait cost memory, not CPU (the GIL is released on I/O).
-threads = int(os.environ.get("WARMLINE_THREADS", "64"))
+threads = _int("WARMLINE_THREADS", 64)
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
@@ -29,10 +53,68 @@ preload_app = False
 control_socket_disable = True
 
 
+def _strict():
+    return os.environ.get("WARMLINE_ENV", "development") != "testing"
+
+
+def _pinned_path(server):
+    return _data_dir / "run" / f"businesses-{server.pid}.toml"
+
+
+def _read(path):
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None  # the check names the file
+
+
+def _check_and_pin(server, *, reloading):
+    """Check everything against the operator's business file; on success workers get a pinned copy of it."""
+    from app.doctor import STATIC_CHECKS, bind_override, diagnose, main_check
+
+    source = Path(server.warmline_businesses)
+    pinned = _pinned_path(server)
+    data = _read(source)
+    overrides = {**bind_override(server.cfg.bind), "businesses": source}
+    if not reloading:
+        main_check(overrides, strict=_strict(), log=server.log.info)
+    else:
+        report = diagnose(overrides=overrides)
+        if not report.ok and (_strict() or any(not c.ok for c in report.checks if c.name in STATIC_CHECKS)):
+            for line in report.problems:
+                server.log.error("reload refused, still serving the previous business file: %s", line)
+            return
+        server.log.info("reload: business file %s checked; new workers start on it", source)
+    if data is None or _read(source) != data:  # changed while being checked: pin nothing unchecked
+        server.log.error("the business file %s changed while it was checked; send SIGHUP again", source)
+        if not reloading:
+            raise SystemExit(3)
+        return
+    pinned.parent.mkdir(parents=True, exist_ok=True)
+    candidate = pinned.with_suffix(".new")
+    candidate.write_bytes(data)
+    os.replace(candidate, pinned)
+    os.environ["WARMLINE_BUSINESSES"] = str(pinned)
+    server.log.info("workers read %s as pinned at %s (kill -HUP %s re-reads it)", source, pinned, server.pid)
+
+
 def on_starting(server):
     directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
+    from app.config import Settings
+
+    server.warmline_businesses = os.environ.get("WARMLINE_BUSINESSES") or str(Settings().businesses)
+    _check_and_pin(server, reloading=False)
+
+
+def on_reload(server):
+    """SIGHUP: re-check, then (if it passes) let the new workers read the new business file."""
+    _check_and_pin(server, reloading=True)
+
+
+def on_exit(server):
+    _pinned_path(server).unlink(missing_ok=True)
 
 
 def post_worker_init(worker):

@@ -40,7 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)  # type: ignore[method-assign]
     _configure_logging(settings.env)
 
-    from app import cli, metrics
+    from app import cli, doctor, metrics
     from app.admin import init_app as init_admin
     from app.voice import init_app as init_voice
     from cdn.edge import edge as edge_bp
@@ -51,6 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     init_admin(app)
     metrics.init_app(app)
     cli.init_app(app)
+    doctor.init_app(app)
     init_precompute(app)
 
     @app.after_request

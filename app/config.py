@@ -1,18 +1,28 @@
 """Typed settings, parsed once from ``WARMLINE_*`` environment variables.
 
-Flow: embedded defaults -> environment -> test overrides. Anything malformed raises
-:class:`~app.errors.ConfigError` naming the variable, at start-up. Production refuses to start
-without its secrets; development and testing get working defaults so ``make run`` needs nothing.
+Flow: embedded defaults -> environment -> test overrides. Every problem is collected before
+anything is raised: :class:`~app.errors.ConfigError` carries one line per problem (its message is
+those lines joined by newlines), each naming the variable, so an operator fixes them all in one go.
+
+Fail closed: the published development tokens (:data:`DEV_TWILIO_TOKEN`, :data:`DEV_ADMIN_TOKEN`)
+only ever serve loopback. A non-loopback bind (``WARMLINE_BIND`` or gunicorn's own ``bind``) or a
+``WARMLINE_PUBLIC_URL`` on a non-loopback host needs real secrets in every environment; production
+needs them (and ``WARMLINE_PUBLIC_URL``) always. ``make run`` (development, 127.0.0.1) needs nothing.
+
+Pure and thread-safe.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+import ipaddress
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.errors import ConfigError
 
@@ -21,6 +31,9 @@ ENVIRONMENTS = ("development", "production", "testing")
 DEV_TWILIO_TOKEN = "dev-twilio-auth-token"
 DEV_ADMIN_TOKEN = "dev-admin-token"
 DEEPGRAM_URL = "https://api.deepgram.com"
+DEFAULT_BIND = "127.0.0.1:8000"
+TWILIO_TIMEOUT_S = 15.0  # Twilio waits this long for a webhook's TwiML, then tries the Fallback URL
+MIN_SECRET_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -44,7 +57,7 @@ class Settings:
     # Call flow (seconds unless named _ms).
     instant_budget_ms: int = 300
     hop_s: float = 2.5
-    silence_budget_s: float = 0.5  # after a filler, how long tts-ready waits in silence before a second filler
+    silence_budget_s: float = 0.5  # how long any tts-ready hop waits in silence before it bridges (see app/voice/pacing.py)
     turn_deadline_s: float = 8.0
     control_tts_timeout_s: float = 4.0
     turn_workers: int = 48  # turn-job threads per process (I/O-bound: they wait on the AI and TTS; see app/runtime.py)
@@ -62,6 +75,10 @@ class Settings:
     price_per_1k_chars: float = 0.030
     llm_timeout_s: float = 6.0
     host_id: str = ""  # names this host's turn-event files in a shared store; '' = the host name
+    # Serving (gunicorn reads these; the bind also decides whether dev tokens may be used).
+    bind: tuple[str, ...] = (DEFAULT_BIND,)
+    workers: int = 2
+    threads: int = 64  # gunicorn threads per worker (see gunicorn.conf.py)
 
     @property
     def production(self) -> bool:
@@ -75,6 +92,26 @@ class Settings:
 # variable name -> (field, parser)
 def _path(v: str) -> Path:
     return Path(v).expanduser()
+
+
+def _number(v: str) -> float:
+    value = float(v)
+    if not math.isfinite(value):
+        raise ValueError("not finite")
+    return value
+
+
+_number.__name__ = "finite number"
+
+
+def _binds(v: str) -> tuple[str, ...]:
+    parts = tuple(p for p in v.replace(",", " ").split() if p)
+    if not parts:
+        raise ValueError("empty")
+    return parts
+
+
+_binds.__name__ = "bind address list"
 
 
 _ENV: dict[str, tuple[str, Any]] = {
@@ -93,70 +130,171 @@ _ENV: dict[str, tuple[str, Any]] = {
     "WARMLINE_LLM_API_KEY": ("llm_api_key", str),
     "WARMLINE_LLM_MODEL": ("llm_model", str),
     "WARMLINE_INSTANT_BUDGET_MS": ("instant_budget_ms", int),
-    "WARMLINE_HOP_S": ("hop_s", float),
-    "WARMLINE_SILENCE_BUDGET_S": ("silence_budget_s", float),
-    "WARMLINE_TURN_DEADLINE_S": ("turn_deadline_s", float),
-    "WARMLINE_CONTROL_TTS_TIMEOUT_S": ("control_tts_timeout_s", float),
+    "WARMLINE_HOP_S": ("hop_s", _number),
+    "WARMLINE_SILENCE_BUDGET_S": ("silence_budget_s", _number),
+    "WARMLINE_TURN_DEADLINE_S": ("turn_deadline_s", _number),
+    "WARMLINE_CONTROL_TTS_TIMEOUT_S": ("control_tts_timeout_s", _number),
     "WARMLINE_TURN_WORKERS": ("turn_workers", int),
     "WARMLINE_TURN_QUEUE": ("turn_queue", int),
     "WARMLINE_CALL_TTL_S": ("call_ttl_s", int),
-    "WARMLINE_LEASE_S": ("lease_s", float),
+    "WARMLINE_LEASE_S": ("lease_s", _number),
     "WARMLINE_PRECOMPUTE_CRON": ("precompute_cron", str),
     "WARMLINE_PRECOMPUTE_TIMEZONE": ("precompute_timezone", str),
     "WARMLINE_PRECOMPUTE_DAYS": ("precompute_days", int),
     "WARMLINE_PRECOMPUTE_MIN_COUNT": ("precompute_min_count", int),
     "WARMLINE_PRECOMPUTE_BUDGET_CHARS": ("precompute_budget_chars", int),
-    "WARMLINE_PRICE_PER_1K_CHARS": ("price_per_1k_chars", float),
-    "WARMLINE_LLM_TIMEOUT_S": ("llm_timeout_s", float),
+    "WARMLINE_PRICE_PER_1K_CHARS": ("price_per_1k_chars", _number),
+    "WARMLINE_LLM_TIMEOUT_S": ("llm_timeout_s", _number),
     "WARMLINE_HOST_ID": ("host_id", str),
+    "WARMLINE_BIND": ("bind", _binds),
+    "WARMLINE_WORKERS": ("workers", int),
+    "WARMLINE_THREADS": ("threads", int),
 }
+VAR_OF = {name: var for var, (name, _) in _ENV.items()}
 ENV_VARS = tuple(_ENV)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Parse settings from ``environ`` (default ``os.environ``) then apply ``overrides``.
 
-    Raises ConfigError naming the variable for a malformed value, an unknown WARMLINE_ENV, or a
-    production start without ``WARMLINE_TWILIO_AUTH_TOKEN`` / ``WARMLINE_ADMIN_TOKEN`` /
-    ``WARMLINE_PUBLIC_URL``.
+    Raises one ConfigError listing every problem, one line each naming the variable: malformed
+    or out-of-range values, an unknown WARMLINE_ENV, development tokens on a non-loopback bind or
+    public URL, a production start without ``WARMLINE_TWILIO_AUTH_TOKEN`` /
+    ``WARMLINE_ADMIN_TOKEN`` / ``WARMLINE_PUBLIC_URL``.
     """
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    problems: list[str] = []
     for var, (name, parse) in _ENV.items():
         raw = environ.get(var)
         if raw is None or raw == "":
             continue
         try:
             values[name] = parse(raw.strip())
-        except ValueError as exc:
-            raise ConfigError(f"{var}={raw!r} is not a valid {parse.__name__.lstrip('_')}") from exc
+        except ValueError:
+            problems.append(f"{var}={raw!r} is not a valid {parse.__name__.lstrip('_')}")
     fields = {f.name for f in dataclasses.fields(Settings)}
     for name, value in (overrides or {}).items():
         if name not in fields:
-            raise ConfigError(f"unknown setting {name!r}")
-        values[name] = value
-    env = values.get("env", "development")
-    if env not in ENVIRONMENTS:
-        raise ConfigError(f"WARMLINE_ENV={env!r} must be one of {', '.join(ENVIRONMENTS)}")
-    if env == "production":
-        for var, name, dev in (
-            ("WARMLINE_TWILIO_AUTH_TOKEN", "twilio_auth_token", DEV_TWILIO_TOKEN),
-            ("WARMLINE_ADMIN_TOKEN", "admin_token", DEV_ADMIN_TOKEN),
-        ):
-            if values.get(name, dev) == dev:
-                raise ConfigError(f"{var} is required in production")
-        if not values.get("public_url"):
-            raise ConfigError("WARMLINE_PUBLIC_URL is required in production (signatures are checked against it)")
-    store = values.get("store", "local")
-    if store != "local" and not (store.startswith("gs://") and len(store) > 5):
-        raise ConfigError(f"WARMLINE_STORE={store!r} must be 'local' or 'gs://bucket[/prefix]'")
-    for name in ("instant_budget_ms", "turn_workers", "turn_queue", "call_ttl_s"):
-        if name in values and values[name] < 0:
-            raise ConfigError(f"WARMLINE_{name.upper()} must not be negative")
-    settings = Settings(**values)
-    if settings.hop_s * 2 + 1 > 15 or settings.turn_deadline_s > 12:
-        raise ConfigError("WARMLINE_HOP_S / WARMLINE_TURN_DEADLINE_S leave no room inside Twilio's 15 s limit")
+            problems.append(f"unknown setting {name!r}")
+            continue
+        values[name] = tuple(value) if name == "bind" and not isinstance(value, str) else value
+    if isinstance(values.get("bind"), str):
+        values["bind"] = _binds(values["bind"])
+    settings = Settings(**values)  # a malformed variable keeps its default here; it is already reported
+    problems += check_settings(settings)
+    if problems:
+        raise ConfigError("\n".join(problems))
     return settings
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1); False for anything else."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_bind(address: str) -> bool:
+    """True when a gunicorn bind address listens on loopback only (``127.0.0.1:8000``, ``[::1]:80``).
+
+    Unix sockets and inherited file descriptors count as exposed: a proxy may publish them.
+    """
+    if address.startswith(("unix:", "fd://")):
+        return False
+    host = address.rsplit(":", 1)[0] if address.count(":") == 1 or address.startswith("[") else address
+    if address.startswith("[") and "]" in address:
+        host = address[1:address.index("]")]
+    return is_loopback_host(host)
+
+
+def exposure(settings: Settings) -> list[str]:
+    """What makes this process reachable from beyond loopback (bind addresses, the public URL host)."""
+    reasons = [f"WARMLINE_BIND={address} is not loopback" for address in settings.bind if not is_loopback_bind(address)]
+    if settings.public_url and not is_loopback_host(urlsplit(settings.public_url).hostname):
+        reasons.append(f"WARMLINE_PUBLIC_URL={settings.public_url} is not on loopback")
+    return reasons
+
+
+def _url_problem(var: str, url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{var}={url!r} must be an http(s):// URL with a host"
+    return None
+
+
+def _range(settings: Settings) -> Iterable[str]:
+    s = settings
+
+    def bad(name: str, rule: str) -> str:
+        return f"{VAR_OF.get(name, name)}={getattr(s, name)!r} {rule}"
+
+    positive = ("hop_s", "silence_budget_s", "turn_deadline_s", "control_tts_timeout_s", "lease_s", "llm_timeout_s")
+    for name in positive:
+        value = getattr(s, name)
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            yield bad(name, "must be a finite number of seconds greater than 0")
+    for name, low in (("turn_workers", 1), ("turn_queue", 0), ("call_ttl_s", 1), ("workers", 1), ("threads", 1), ("precompute_days", 1),
+                      ("precompute_min_count", 1), ("precompute_budget_chars", 0), ("instant_budget_ms", 0),
+                      ("max_speech_chars", 1), ("max_request_bytes", 1024)):
+        if getattr(s, name) < low:
+            yield bad(name, f"must be at least {low}")
+    if not math.isfinite(s.price_per_1k_chars) or s.price_per_1k_chars < 0:
+        yield bad("price_per_1k_chars", "must be a finite number, not negative")
+    if any(not (isinstance(getattr(s, n), (int, float)) and math.isfinite(getattr(s, n)) and getattr(s, n) > 0)
+           for n in positive):
+        return  # the budget rules below would only repeat the problems above
+    if s.instant_budget_ms > 10_000:
+        yield bad("instant_budget_ms", "must be at most 10000 (the webhook answers within Twilio's 15 s)")
+    if s.hop_s * 2 + 1 > TWILIO_TIMEOUT_S or s.turn_deadline_s > TWILIO_TIMEOUT_S - 3:
+        yield ("WARMLINE_HOP_S / WARMLINE_TURN_DEADLINE_S leave no room inside Twilio's 15 s limit "
+               f"(hop {s.hop_s:g} s must be under 7 s, deadline {s.turn_deadline_s:g} s at most 12 s)")
+    if s.silence_budget_s >= s.turn_deadline_s:
+        yield bad("silence_budget_s", f"must be shorter than WARMLINE_TURN_DEADLINE_S={s.turn_deadline_s:g}")
+    if s.llm_timeout_s + s.control_tts_timeout_s >= TWILIO_TIMEOUT_S:
+        yield (f"WARMLINE_LLM_TIMEOUT_S + WARMLINE_CONTROL_TTS_TIMEOUT_S = {s.llm_timeout_s + s.control_tts_timeout_s:g} s: "
+               "the control arm waits for both inside one webhook; keep the sum under Twilio's 15 s")
+
+
+def check_settings(settings: Settings) -> list[str]:
+    """Every problem with ``settings`` as one line naming the variable; [] when it may serve."""
+    s = settings
+    problems: list[str] = []
+    if s.env not in ENVIRONMENTS:
+        problems.append(f"WARMLINE_ENV={s.env!r} must be one of {', '.join(ENVIRONMENTS)}")
+    problems += _range(s)
+    store = s.store
+    if store != "local" and not (store.startswith("gs://") and len(store) > 5):
+        problems.append(f"WARMLINE_STORE={store!r} must be 'local' or 'gs://bucket[/prefix]'")
+    for var, url in (("WARMLINE_PUBLIC_URL", s.public_url), ("WARMLINE_CDN_BASE_URL", s.cdn_base_url),
+                     ("WARMLINE_LLM_URL", s.llm_url), ("WARMLINE_DEEPGRAM_URL", s.deepgram_url)):
+        if url and (problem := _url_problem(var, url)):
+            problems.append(problem)
+    if s.state_url and "://" in s.state_url and not s.state_url.startswith(("redis://", "rediss://")):
+        problems.append(f"WARMLINE_STATE_URL={s.state_url!r} must be redis://host:port/db, rediss://... or a directory")
+    exposed = exposure(s)
+    secrets = (("WARMLINE_TWILIO_AUTH_TOKEN", s.twilio_auth_token, DEV_TWILIO_TOKEN),
+               ("WARMLINE_ADMIN_TOKEN", s.admin_token, DEV_ADMIN_TOKEN))
+    if s.env == "production":
+        for var, value, dev in secrets:
+            if not value or value == dev:
+                problems.append(f"{var} is required in production (the development token is published)")
+            elif len(value) < MIN_SECRET_CHARS:
+                problems.append(f"{var} is {len(value)} characters; a secret needs at least {MIN_SECRET_CHARS}")
+        if not s.public_url:
+            problems.append("WARMLINE_PUBLIC_URL is required in production (signatures are checked against it)")
+    elif exposed:
+        for var, value, dev in secrets:
+            if not value or value == dev:
+                problems.append(f"{var} is the published development token, which only works on loopback; "
+                                f"{exposed[0]}: set a real secret")
+    return problems
 
 
 def with_overrides(settings: Settings, **changes: Any) -> Settings:

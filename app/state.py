@@ -23,7 +23,7 @@ Data model (all values JSON: dicts, lists, strings, numbers, booleans, None):
   owner; :func:`new_turn` here builds a minimal one for tests of the store). Every write of a turn
   stamps ``updated`` (epoch s).
 - **lease** (any name): who runs something, until when. A lease named ``turn:<call_sid>:...`` or
-  ``call:<call_sid>:...`` belongs to that call and is removed with it (see :func:`turn_lease_name`).
+  ``call:<call_sid>:...`` belongs to that call and is removed with it (see :func:`app.ids.turn_lease_name`).
 
 Every write takes a TTL in seconds (floats allowed) and (re)sets the entry's expiry, so an
 abandoned call disappears by itself. Read-modify-write callbacks (``fn``) receive the current
@@ -52,7 +52,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -67,14 +66,13 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from app.errors import FencedOut, StateError
+from app.ids import lease_call, valid_state_call_id
 
 log = logging.getLogger("warmline.state")
 Record = dict[str, Any]
 UpdateFn = Callable[[Record | None], Record]
 
-CALL_SID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REDIS_PREFIX = "warmline:"
-_LEASE_KINDS = ("turn", "call")
 _WATCH_RETRIES = 2000
 REDIS_CHANGES_CHANNEL = REDIS_PREFIX + "turn-changes"
 
@@ -107,21 +105,8 @@ def new_turn(*, started: float | None = None) -> Record:
     }
 
 
-def turn_lease_name(call_sid: str, turn: int) -> str:
-    """The lease name for running turn ``turn`` of a call (deleted with the call)."""
-    return f"turn:{call_sid}:{int(turn)}"
-
-
-def lease_call(name: str) -> str | None:
-    """The CallSid a lease belongs to (``turn:<sid>:...`` / ``call:<sid>:...``), else None."""
-    parts = name.split(":")
-    if len(parts) >= 2 and parts[0] in _LEASE_KINDS and CALL_SID_RE.match(parts[1]):
-        return parts[1]
-    return None
-
-
 def _check_sid(call_sid: str) -> str:
-    if not isinstance(call_sid, str) or not CALL_SID_RE.match(call_sid):
+    if not valid_state_call_id(call_sid):
         raise ValueError(f"not a valid call id for the state store: {call_sid!r}")
     return call_sid
 

@@ -1,7 +1,7 @@
 """``flask --app wsgi precompute run|schedule``: the precompute commands.
 
     precompute run [--business ID]... [--dry-run] [--budget-chars N] [--from-corpus FILE] [--fixed-only]
-    precompute schedule
+    precompute schedule [--now]
 
 Exit status of ``run``: 0 when every planned clip is published, 1 when some failed, 2 when
 another run holds the lock (nothing was done), 3 for a configuration error.
@@ -10,6 +10,7 @@ another run holds the lock (nothing was done), 3 for a configuration error.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -89,9 +90,15 @@ def run_command(business_ids: tuple[str, ...], dry_run: bool, budget_chars: int 
 
 
 @precompute_cli.command("schedule")
-def schedule_command() -> None:
-    """Run precompute on the configured cron schedule, in this one process, until interrupted."""
-    from precompute.scheduler import build_scheduler
+@click.option("--now", is_flag=True, help="Also run once right away (a new deployment's first clips).")
+def schedule_command(now: bool) -> None:
+    """Run precompute on the configured cron schedule, in this one process, until interrupted.
+
+    Exactly one scheduler per deployment: this process holds a lock for its life (a flock on the
+    data dir; with Redis state also a deployment-wide lease), and a second one exits with status 2.
+    """
+    from precompute.runner import scheduler_lock_for
+    from precompute.scheduler import build_scheduler, nightly_job
 
     rt = _runtime()
     _log_to_stderr()
@@ -100,9 +107,22 @@ def schedule_command() -> None:
     except ConfigError as exc:
         click.echo(f"precompute: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
-    click.echo(f"precompute scheduled: cron {rt.settings.precompute_cron!r} in {rt.settings.precompute_timezone}; "
-               "Ctrl-C to stop")
+    try:
+        held = scheduler_lock_for(rt).acquire()
+    except PrecomputeLocked as exc:
+        click.echo(f"precompute: {exc}; exactly one scheduler per deployment", err=True)
+        sys.exit(EXIT_LOCKED)
+    # SIGTERM (a service manager's stop) ends it like Ctrl-C: the lease is released, not left to lapse.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    if now:
+        scheduler.add_job(nightly_job, args=[rt], id="precompute-now", name="precompute at start")
+    click.echo(f"precompute scheduled: cron {rt.settings.precompute_cron!r} in {rt.settings.precompute_timezone}"
+               f"{', and once now' if now else ''}; Ctrl-C to stop", )
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         pass
+    finally:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        held.release()

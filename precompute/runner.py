@@ -12,7 +12,9 @@
   leaves each clip either complete or absent, and the next run makes only the absent ones.
 - **One run at a time** per data directory: :class:`RunLock` holds an exclusive ``flock`` on
   ``<data_dir>/precompute.lock``. The kernel drops it when the holder dies (even by SIGKILL),
-  so a crash never leaves a stale lock. A second run raises PrecomputeLocked at once.
+  so a crash never leaves a stale lock. A second run raises PrecomputeLocked at once. With Redis
+  call state (several hosts), the lock also takes a deployment-wide lease
+  (:mod:`precompute.lease`), so a second run on *any* host is refused too.
 - **Progress**: a bar on a terminal, plain log lines otherwise; a :class:`RunSummary` at the end.
 
 Thread safety: ``run_plan`` is called from one thread and owns its pools; the summary is
@@ -79,8 +81,9 @@ class RunLock:
     Safe across processes; one instance must not be shared by threads that acquire it twice.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, shared: Any = None) -> None:
         self.path = Path(path)
+        self.shared = shared  # a precompute.lease.RedisLease taken after the flock, or None
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
@@ -96,6 +99,13 @@ class RunLock:
         except OSError:
             os.close(fd)
             raise
+        if self.shared is not None:
+            try:
+                self.shared.acquire()
+            except PrecomputeLocked:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+                raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         self._fd = fd
@@ -103,6 +113,8 @@ class RunLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            if self.shared is not None:
+                self.shared.release()
             fd, self._fd = self._fd, None
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -335,9 +347,26 @@ class RunOptions:
     rank: str = "count"
 
 
+def _shared_lease(runtime: Any, name: str, what: str) -> Any:
+    settings = runtime.settings
+    if not settings.state_location.startswith(("redis://", "rediss://")):
+        return None
+    from precompute.lease import RedisLease, holder_name
+    from precompute.ship import host_id
+
+    return RedisLease(settings.state_location, name, what=what, holder=holder_name(host_id(settings.host_id)))
+
+
 def lock_for(runtime: Any) -> RunLock:
-    """The run lock of ``runtime``'s data directory (not yet acquired)."""
-    return RunLock(Path(runtime.settings.data_dir) / LOCK_NAME)
+    """The run lock of ``runtime``'s data directory (not yet acquired); deployment-wide with Redis state."""
+    return RunLock(Path(runtime.settings.data_dir) / LOCK_NAME, shared=_shared_lease(runtime, "precompute:run",
+                                                                                     "precompute run"))
+
+
+def scheduler_lock_for(runtime: Any) -> RunLock:
+    """The lock a ``precompute schedule`` process holds for its life: one scheduler per data dir / deployment."""
+    return RunLock(Path(runtime.settings.data_dir) / "precompute-scheduler.lock",
+                   shared=_shared_lease(runtime, "precompute:scheduler", "precompute scheduler"))
 
 
 def mined_counts(runtime: Any, businesses: Sequence[Any], options: RunOptions) -> Callable[[Any], Any]:

@@ -35,10 +35,9 @@ longest silence and time to answer audio (client-side, simulated seconds; see
 log), server CPU seconds per turn (utime+stime of master and workers over the run, from
 /proc), peak RSS per worker (VmHWM), simulator failures.
 
-Time to answer audio is recomputed here rather than taken from the timeline: the timeline counts
-a ready *prefix* of the answer (played before a further <Redirect>) as filler, which would
-penalize sentence clips; here any audio that is not one of the business's filler clips (or a
-filler <Say>) is answer audio.
+Time to answer audio is the timeline's (:func:`simulator.timeline.is_answer_audio`: a ready
+*prefix* of the answer counts as answer); ``caller_heard`` counts what each turn's answer was
+(:class:`simulator.timeline.HeardRule`: own-voice clips, another voice, <Say>, apology, none).
 
 Thread safety: one bench run per process (it owns its emulators, servers and threads).
 """
@@ -324,43 +323,6 @@ def machine() -> dict[str, Any]:
 # --- metrics -----------------------------------------------------------------------------------
 
 
-def filler_keys(business: Any) -> tuple[set[str], set[str]]:
-    """(content keys, canonical texts) of the business's fillers and the bridges played while waiting."""
-    from app.speech.canon import canon
-    from app.speech.keys import content_key
-    from app.voice.pacing import BRIDGES
-
-    texts = {canon(t) for t in (*business.fillers, *(business.prompt(b) for b in BRIDGES))}
-    return {content_key(t, business.voice) for t in texts}, texts
-
-
-_URL_KEY = re.compile(r"/([0-9a-f]{64})\.wav(?:$|\?)")
-
-
-def answer_times(result: Any, keys: set[str], texts: set[str]) -> list[float | None]:
-    """Per caller turn: turn start -> the first audio that is not a filler (None if none played)."""
-    from app.speech.canon import canon
-
-    out: list[float | None] = []
-    for turn in result.turns:
-        found = None
-        for event in result.events:
-            if event.kind not in ("play", "say") or event.detail.get("system"):
-                continue
-            if not turn.start_s <= event.t < turn.end_s:
-                continue
-            if event.kind == "play":
-                match = _URL_KEY.search(str(event.detail.get("url", "")))
-                filler = bool(match and match.group(1) in keys)
-            else:
-                filler = canon(str(event.detail.get("text", ""))) in texts
-            if not filler:
-                found = event.t - turn.start_s
-                break
-        out.append(found)
-    return out
-
-
 def stats(values: Sequence[float | None]) -> dict[str, float | int | None]:
     """p50 / p95 / max (seconds, 3 decimals) of the non-None values, and how many were None."""
     real = [v for v in values if v is not None]
@@ -398,7 +360,9 @@ class ArmRun:
 
 
 def summarize(run: ArmRun, business: Any) -> dict[str, Any]:
-    keys, texts = filler_keys(business)
+    from simulator.timeline import HeardRule
+
+    heard_rule = HeardRule.for_business(business)
     first, silence, answer, rows = [], [], [], []
     failures: Counter[str] = Counter()
     ended: Counter[str] = Counter()
@@ -406,7 +370,8 @@ def summarize(run: ArmRun, business: Any) -> dict[str, Any]:
         ended[result.ended_by] += 1
         for f in result.failures:
             failures[f"{f.code} {f.where}{' fatal' if f.fatal else ''}"] += 1
-        for turn, to_answer in zip(result.turns, answer_times(result, keys, texts)):
+        for turn in result.turns:
+            to_answer = turn.time_to_answer_audio_s
             first.append(turn.time_to_first_audio_s)
             silence.append(turn.longest_silence_s)
             answer.append(to_answer)
@@ -429,6 +394,7 @@ def summarize(run: ArmRun, business: Any) -> dict[str, Any]:
         "time_to_first_audio_s": stats(first),
         "longest_silence_s": stats(silence),
         "time_to_answer_audio_s": stats(answer),
+        "caller_heard": heard_rule.count(t for r in run.results for t in r.turns),
         "server_turn_events": n,
         "turns_fully_from_cache": round(full / n, 4) if n else None,
         "fallback_rate": round(fallback / n, 4) if n else None,

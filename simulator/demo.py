@@ -1,6 +1,7 @@
 """``make demo``: one scripted call to the sample business, printed with timings and written to a WAV.
 
     python -m simulator demo [--speed 1] [--wav var/demo-call.wav] [--data-dir DIR] [--with-caller]
+    python -m simulator demo --url http://127.0.0.1:8350 --token TOKEN    # a running server (make stack)
 
 What it does, with the embedded defaults (Piper voice, FAQ responder, local store, diskcache
 state -- no account, no network):
@@ -14,6 +15,9 @@ state -- no account, no network):
 4. stops the server, prints what was heard (clip URLs replaced by their text) and the per-turn
    timings, and writes what the caller heard to ``var/demo-call.wav`` (see :mod:`simulator.render`).
 
+With ``--url`` steps 1, 2 and 4's stop are skipped: the call goes to that running server (e.g. the
+balancer of ``make stack``, which sends each request to the next host), signed with ``--token``.
+
 The call runs in real time by default (``--speed 1``, about a minute): at higher speeds the
 fillers cover less of the server's real background work (see :mod:`simulator.clock`).
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -105,8 +110,11 @@ def warm(config: dict[str, Any], *, corpus: Path | None = None, budget_chars: in
             client.close()
 
 
-def start_server(data_dir: Path, env: dict[str, str], *, workers: int = 2, threads: int = 8):
-    """A started gunicorn (``simulator.server.GunicornServer``) serving ``data_dir`` with ``env``."""
+def start_server(data_dir: Path, env: dict[str, str], *, workers: int | None = 2, threads: int | None = 8):
+    """A started gunicorn (``simulator.server.GunicornServer``) serving ``data_dir`` with ``env``.
+
+    ``workers`` / ``threads`` None: the project's defaults (gunicorn.conf.py).
+    """
     if str(ROOT) not in sys.path:  # tests/ is a package at the project root
         sys.path.insert(0, str(ROOT))
     from simulator.server import GunicornServer
@@ -117,7 +125,7 @@ def start_server(data_dir: Path, env: dict[str, str], *, workers: int = 2, threa
 _KEY_IN_URL = re.compile(r"https?://\S+/([0-9a-f]{64})\.wav")
 
 
-def clip_texts(data_dir: Path, texts: Iterable[str], voices: Iterable[Any]) -> dict[str, str]:
+def clip_texts(data_dir: Path | None, texts: Iterable[str], voices: Iterable[Any]) -> dict[str, str]:
     """content key -> text, from ``texts`` in ``voices`` and every sentence in the data dir's turn log."""
     import json
 
@@ -128,7 +136,7 @@ def clip_texts(data_dir: Path, texts: Iterable[str], voices: Iterable[Any]) -> d
     for voice in voices:
         for text in texts:
             out[content_key(canon(text), voice)] = text
-    for path in sorted((data_dir / "events").glob("turns-*.jsonl")):
+    for path in sorted((data_dir / "events").glob("turns-*.jsonl")) if data_dir is not None else []:
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 event = json.loads(line)
@@ -150,14 +158,24 @@ def label_clips(transcript: str, texts: dict[str, str]) -> str:
 
 
 def run_demo(*, wav: Path = DEMO_WAV, data_dir: Path | None = None, speed: float = 1.0, with_caller: bool = False,
-             script: Sequence[str] = DEMO_SCRIPT, out: Any = None) -> int:
-    """Warm, serve, call, render (see the module docstring). Returns 0 when the call went as scripted."""
+             script: Sequence[str] = DEMO_SCRIPT, out: Any = None, url: str | None = None,
+             token: str = DEMO_TOKEN) -> int:
+    """Warm, serve, call, render (see the module docstring). Returns 0 when the call went as scripted.
+
+    ``url``: call that running server instead (no warming, no server of our own), signed with ``token``.
+    """
     from app.business import load_businesses
     from app.config import load_settings
     from simulator.render import write_call_wav
     from simulator.twilio_client import CallConfig, format_transcript, run_call
 
     out = out or sys.stdout
+    if url is not None:
+        print(f"calling {DEMO_BUSINESS!r} at {url} at speed {speed:g}x ({len(script)} caller lines) ...", file=out,
+              flush=True)
+        result = run_call(CallConfig(base_url=url, business_id=DEMO_BUSINESS, auth_token=token, script=script,
+                                     speed=speed))
+        return _report(result, wav, with_caller, script, None, out)
     data_dir, tmp = work_dir(data_dir, "warmline-demo-")
     try:
         config = {"env": "testing", "data_dir": data_dir, "twilio_auth_token": DEMO_TOKEN}
@@ -172,21 +190,31 @@ def run_demo(*, wav: Path = DEMO_WAV, data_dir: Path | None = None, speed: float
                                          script=script, speed=speed))
         finally:
             server.stop()
-        settings = load_settings(environ={}, overrides={"env": "testing"})
-        businesses = list(load_businesses(settings.businesses))
-        fixed = [t for b in businesses for t in (b.greeting, *b.fillers, *b.prompts.values())]
-        texts = clip_texts(data_dir, fixed, {b.voice for b in businesses})
-        print(label_clips(format_transcript(result), texts), file=out)
-        path = write_call_wav(result, wav, include_caller=with_caller)
-        print(f"\nwhat the caller heard: {path} ({result.duration_s:.1f} s)", file=out)
-        ok = not result.failures and result.ended_by == "hangup" and len(result.turns) == len(script)
-        if not ok:
-            print(f"the call did not go as scripted: ended by {result.ended_by}, {len(result.failures)} failure(s)",
-                  file=out)
-        return 0 if ok else 1
+        return _report(result, wav, with_caller, script, data_dir, out)
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def _report(result: Any, wav: Path, with_caller: bool, script: Sequence[str], data_dir: Path | None, out: Any) -> int:
+    """Print the labelled transcript, write the WAV; 0 when the call went as scripted."""
+    from app.business import load_businesses
+    from app.config import load_settings
+    from simulator.render import write_call_wav
+    from simulator.twilio_client import format_transcript
+
+    settings = load_settings(environ={}, overrides={"env": "testing"})
+    businesses = list(load_businesses(settings.businesses))
+    fixed = [t for b in businesses for t in (b.greeting, *b.fillers, *b.prompts.values(), *faq_fixed_phrases())]
+    texts = clip_texts(data_dir, fixed, {b.voice for b in businesses})
+    print(label_clips(format_transcript(result), texts), file=out)
+    path = write_call_wav(result, wav, include_caller=with_caller)
+    print(f"\nwhat the caller heard: {path} ({result.duration_s:.1f} s)", file=out)
+    ok = not result.failures and result.ended_by == "hangup" and len(result.turns) == len(script)
+    if not ok:
+        print(f"the call did not go as scripted: ended by {result.ended_by}, {len(result.failures)} failure(s)",
+              file=out)
+    return 0 if ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -195,7 +223,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="data directory to use (default: a fresh temporary one)")
     parser.add_argument("--speed", type=float, default=1.0, help="simulated clock speed (1 = real time)")
     parser.add_argument("--with-caller", action="store_true", help="also speak the caller's lines in the WAV")
+    parser.add_argument("--url", help="call this running server (e.g. make stack's balancer) instead of starting one")
+    parser.add_argument("--token", default=None,
+                        help="Twilio auth token to sign with, with --url (default: $WARMLINE_TWILIO_AUTH_TOKEN)")
     args = parser.parse_args(argv)
     if not args.speed > 0:
         parser.error("--speed must be positive")
-    return run_demo(wav=args.wav, data_dir=args.data_dir, speed=args.speed, with_caller=args.with_caller)
+    token = args.token or os.environ.get("WARMLINE_TWILIO_AUTH_TOKEN") or DEMO_TOKEN
+    if args.url and not (args.token or os.environ.get("WARMLINE_TWILIO_AUTH_TOKEN")):
+        parser.error("--url needs --token (or $WARMLINE_TWILIO_AUTH_TOKEN): the server's Twilio auth token")
+    return run_demo(wav=args.wav, data_dir=args.data_dir, speed=args.speed, with_caller=args.with_caller,
+                    url=args.url, token=token)

@@ -8,6 +8,7 @@ kill and reload its workers. ``stop()`` terminates the whole process group. One 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,14 +22,26 @@ from simulator.support import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def gunicorn_default(variable: str) -> int:
+    """The default gunicorn.conf.py gives ``variable`` (``WARMLINE_WORKERS`` or ``WARMLINE_THREADS``)."""
+    text = (ROOT / "gunicorn.conf.py").read_text(encoding="utf-8")
+    match = re.search(rf'os\.environ\.get\("{re.escape(variable)}", "(\d+)"\)', text)
+    if match is None:
+        raise ValueError(f"gunicorn.conf.py has no default for {variable}")
+    return int(match.group(1))
+
+
 class GunicornServer:
-    def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None, workers: int = 2, threads: int = 8,
-                 port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None, workers: int | None = 2,
+                 threads: int | None = 8, port: int | None = None, log_path: Path | None = None) -> None:
+        """``workers`` / ``threads`` None: gunicorn.conf.py's defaults (or ``env``'s WARMLINE_WORKERS / _THREADS)."""
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
-        self.workers = workers
-        self.threads = threads
         self.extra_env = dict(env or {})
+        self.workers = int(self.extra_env.get("WARMLINE_WORKERS") or gunicorn_default("WARMLINE_WORKERS")) \
+            if workers is None else workers
+        self.threads = int(self.extra_env.get("WARMLINE_THREADS") or gunicorn_default("WARMLINE_THREADS")) \
+            if threads is None else threads
         self.log_path = log_path or self.data_dir / f"gunicorn-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -40,9 +53,9 @@ class GunicornServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WARMLINE_")}
         env.update({
             "WARMLINE_ENV": "testing", "WARMLINE_DATA_DIR": str(self.data_dir), "WARMLINE_BIND": f"127.0.0.1:{self.port}",
-            "WARMLINE_WORKERS": str(self.workers), "WARMLINE_THREADS": str(self.threads),
             "PYTHONDONTWRITEBYTECODE": "1",
         })
+        env["WARMLINE_WORKERS"], env["WARMLINE_THREADS"] = str(self.workers), str(self.threads)
         env.update(self.extra_env)
         return env
 

@@ -26,9 +26,11 @@ Bounded in time: no call starts after ``--minutes``; calls in flight then get at
 
 Report (``summary()``), counted after every call has ended:
 
-* ``turns``: caller turns placed; ``turns_with_say``: turns whose answer had a <Say> (a piece
-  that could not be synthesized in time, or an apology); ``fallback_events``: server turn events
-  with ``fallback: true``.
+* ``turns``: caller turns placed; ``caller_heard``: what each turn's answer was, from the caller's
+  side (:class:`simulator.timeline.HeardRule`: own-voice clips, a fallback voice, a <Say>, the
+  business's apology, nothing); ``responder_failures``: LLM requests the emulator failed
+  (``--llm-fault-rate``); ``fallback_events``: server turn events with ``fallback: true``;
+  p50 / p95 / max of time to answer audio.
 * ``application_errors``: calls that ended in Twilio's "application error". Those whose failing
   webhook was a connection lost *while that request was in flight during a SIGKILL* are counted
   apart (``lost_with_killed_worker``): a killed process cannot answer the request it holds; Twilio
@@ -44,7 +46,9 @@ Report (``summary()``), counted after every call has ended:
 * ``store_objects`` and ``invalid_objects`` (every object under ``tts/`` checked with
   ``app.speech.wav.validate_ulaw_wav``: must be 0).
 
-``invariants_ok`` is the conjunction of the four "must be 0" figures.
+``invariants_ok`` is the conjunction of the "must be 0" figures and of ``apologies + unanswered
+<= max_apology_rate x turns`` (default 1 %): Deepgram faults may make a piece a <Say> or another
+voice, but a caller should not hear the apology or nothing. The last line printed is the verdict.
 
 Thread safety: one soak per process; it owns its servers, emulators and threads.
 """
@@ -69,6 +73,7 @@ from typing import Any
 import httpx
 
 from simulator.support import work_dir
+from simulator.timeline import HEARD_KINDS, HeardRule, heard_problems_line
 from simulator.twilio_client import FALLBACK_NOTE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +117,8 @@ class SoakConfig:
     # (/voice/fallback/<business>) and a connection-override retry on the status callback.
     fallback_url: bool = True
     status_retries: int = 2
+    llm_fault_rate: float = 0.0
+    max_apology_rate: float = 0.01
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -206,7 +213,8 @@ class CallOutcome:
     ended_by: str
     turns: int
     longest_silences: list[float]
-    turns_with_say: int
+    answer_times: list[float]
+    heard: dict[str, int]
     fatal_codes: list[int | None]
     fatal_killed: bool
     invalid_twiml: int
@@ -218,25 +226,20 @@ class CallOutcome:
     failures: list[str] = field(default_factory=list)
 
 
-def _reduce(result: Any, transport: WatchedTransport, kills: KillLog) -> CallOutcome:
+def _reduce(result: Any, transport: WatchedTransport, kills: KillLog, rule: HeardRule) -> CallOutcome:
     def killed(url: str | None) -> bool:
         return any(u == url and kills.overlaps(s, e) for s, e, u, _t in transport.errors)
 
     fatal = [f for f in result.failures if f.fatal]
     media = [f for f in result.failures if f.where == "media"]
     status = [f for f in result.failures if f.where == "status_callback"]
-    with_say = 0
-    for turn in result.turns:
-        lo, hi = turn.start_s, turn.end_s
-        if any(e.kind == "say" and e.detail.get("answer") and not e.detail.get("system") and lo <= e.t < hi
-               for e in result.events):
-            with_say += 1
     return CallOutcome(
         call_sid=result.call_sid,
         ended_by=result.ended_by,
         turns=len(result.turns),
         longest_silences=[t.longest_silence_s for t in result.turns],
-        turns_with_say=with_say,
+        answer_times=[t.time_to_answer_audio_s for t in result.turns if t.time_to_answer_audio_s is not None],
+        heard=rule.count(result.turns),
         fatal_codes=[f.code for f in fatal],
         fatal_killed=bool(fatal) and all(killed(f.url) for f in fatal),
         invalid_twiml=sum(1 for f in result.failures if f.code in INVALID_TWIML_CODES),
@@ -312,6 +315,9 @@ def run_soak(config: SoakConfig, out: Any = None, *, command: str | None = None)
     data_dir = work / "var"
     toml = work / "businesses.toml"
     toml.write_text(business_toml(), encoding="utf-8")
+    from app.business import load_businesses
+
+    rule = HeardRule.for_business(load_businesses(toml).get(BUSINESS_ID))
     started = time.monotonic()
     speaker = ToneSpeaker()
     stoppables: list[Any] = []
@@ -319,7 +325,8 @@ def run_soak(config: SoakConfig, out: Any = None, *, command: str | None = None)
     try:
         llm = None
         if config.responder == "llm":
-            llm = LLMEmulator(api_key=LLM_KEY, responses=SoakLLM(config.seed), base_ms=300, jitter_ms=600, seed=config.seed)
+            llm = LLMEmulator(api_key=LLM_KEY, responses=SoakLLM(config.seed), base_ms=600, jitter_ms=300, seed=config.seed,
+                              fault_rate=config.llm_fault_rate, fault_modes=("500",))
             llm.start()
             stoppables.append(llm)
         with DeepgramEmulator(api_key=DEEPGRAM_KEY, ttfb_ms=0, per_char_ms=0, speaker=speaker) as clean_dg:
@@ -385,7 +392,7 @@ def run_soak(config: SoakConfig, out: Any = None, *, command: str | None = None)
                                                  script=script, knobs=knobs, speed=config.speed, media_cache=cache,
                                                  fallback_url=fallback),
                                       client=client)
-                outcome = _reduce(result, transport, kills)
+                outcome = _reduce(result, transport, kills, rule)
                 with lock:
                     outcomes.append(outcome)
 
@@ -422,6 +429,10 @@ def run_soak(config: SoakConfig, out: Any = None, *, command: str | None = None)
         for s in stoppables:
             s.stop()
     longest = [s for o in outcomes for s in o.longest_silences]
+    answers = [a for o in outcomes for a in o.answer_times]
+    heard = {k: sum(o.heard[k] for o in outcomes) for k in HEARD_KINDS}
+    turns = sum(o.turns for o in outcomes)
+    hard = heard["apology"] + heard["unanswered"]
     lived = max(samples.items(), key=lambda kv: kv[1][-1][0] - kv[1][0][0], default=None)
     app_errors = [o for o in outcomes if o.fatal_codes]
     lost_killed = sum(1 for o in app_errors if o.fatal_killed)
@@ -433,8 +444,9 @@ def run_soak(config: SoakConfig, out: Any = None, *, command: str | None = None)
         "wall_s": round(time.monotonic() - started, 1),
         "calls": len(outcomes),
         "calls_unfinished": unfinished,
-        "turns": sum(o.turns for o in outcomes),
-        "turns_with_say": sum(o.turns_with_say for o in outcomes),
+        "turns": turns,
+        "caller_heard": heard,
+        "responder_failures": None if llm is None else sum(n for st, n in llm.status_counts.items() if st != 200),
         "fallback_events": sum(1 for e in events if e.get("fallback")),
         "server_turn_events": len(events),
         "application_errors": len(app_errors),
@@ -448,6 +460,9 @@ def run_soak(config: SoakConfig, out: Any = None, *, command: str | None = None)
         "p50_longest_silence_s": _round(percentile(longest, 50)),
         "p95_longest_silence_s": _round(percentile(longest, 95)),
         "max_longest_silence_s": _round(max(longest, default=None)),
+        "p50_time_to_answer_s": _round(percentile(answers, 50)),
+        "p95_time_to_answer_s": _round(percentile(answers, 95)),
+        "max_time_to_answer_s": _round(max(answers, default=None)),
         "kills": len(kills.kills),
         "rss_mb": {
             "start": {str(k): _round(v, 1) for k, v in rss_start.items()},
@@ -480,6 +495,7 @@ def run_soak(config: SoakConfig, out: Any = None, *, command: str | None = None)
             leftover == 0 if config.status_retries else (leftover <= status_lost_killed and status_lost == status_lost_killed),
         "invalid_objects == 0": invalid == 0,
         "calls_unfinished == 0": unfinished == 0,
+        f"apologies + unanswered <= {config.max_apology_rate:.0%} of turns": hard <= config.max_apology_rate * turns,
     }
     result["invariants_ok"] = all(result["invariants"].values())
     if tmp is not None:
@@ -500,9 +516,11 @@ def format_summary(s: dict[str, Any]) -> str:
         f"{s['application_errors_other']} other (must be 0); webhooks recovered by the Fallback URL "
         f"{s['webhooks_recovered_by_fallback_url']}"),
         f"invalid TwiML {s['invalid_twiml']} (must be 0)",
-        f"turns with a <Say> in the answer {s['turns_with_say']}; server fallback events {s['fallback_events']}",
+        heard_problems_line(s["caller_heard"], s["responder_failures"]) + f"; server fallback events {s['fallback_events']}",
         (f"longest silence per turn: p50 {s['p50_longest_silence_s']} s, p95 {s['p95_longest_silence_s']} s, "
         f"max {s['max_longest_silence_s']} s"),
+        (f"time to answer audio: p50 {s['p50_time_to_answer_s']} s, p95 {s['p95_time_to_answer_s']} s, "
+        f"max {s['max_time_to_answer_s']} s"),
         f"media fetch failures {s['media_failures']} ({s['media_failures_with_killed_worker']} with a killed worker)",
         (f"kills {s['kills']}; worker RSS MB start {list(rss['start'].values())} end {list(rss['end'].values())}; "
         f"longest-lived worker {ll.get('lived_s')} s: {ll.get('first_mb')} -> {ll.get('last_mb')} MB "
@@ -512,6 +530,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"store objects {s['store_objects']}, invalid {s['invalid_objects']} (must be 0)",
         f"server tracebacks {s['server_exceptions']}; deepgram {s['deepgram']}",
         f"invariants {'OK' if s['invariants_ok'] else 'FAILED'}: {s['invariants']}",
+        "verdict: PASS" if s["invariants_ok"] else
+        "verdict: FAIL -- " + "; ".join(name for name, ok in s["invariants"].items() if not ok),
     ]
     return "\n".join(lines)
 
@@ -527,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=1.0, help="simulated clock speed of the callers")
     parser.add_argument("--utterances", type=int, default=3, help="questions per call (then a goodbye)")
     parser.add_argument("--responder", choices=("llm", "faq"), default="llm")
+    parser.add_argument("--llm-fault-rate", type=float, default=0.0, help="LLM requests answered with HTTP 500")
+    parser.add_argument("--max-apology-rate", type=float, default=0.01,
+                        help="FAIL when more turns than this share heard the apology or nothing (default 0.01)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--drain", type=float, default=180.0, help="max seconds for calls in flight after the window")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep the data here (default: a temp dir)")
@@ -540,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
                         workers=args.workers, threads=args.threads, speed=args.speed, seed=args.seed,
                         utterances=args.utterances, responder=args.responder, drain_s=args.drain,
                         work_dir=args.work_dir, fallback_url=not args.no_fallback_url,
-                        status_retries=args.status_retries)
+                        status_retries=args.status_retries, llm_fault_rate=args.llm_fault_rate,
+                        max_apology_rate=args.max_apology_rate)
     argv = sys.argv[1:] if argv is None else argv
     summary = run_soak(config, command="python -m simulator.soak " + " ".join(argv))
     print(format_summary(summary), flush=True)

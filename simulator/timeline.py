@@ -20,13 +20,20 @@ starts when the caller stops speaking utterance *n*. A turn's *response phase* e
 first of: the caller starting to speak again, a <Gather> starting to wait in silence, audio
 Twilio itself plays after an application error, the end of the call.
 
-**Answer audio** (decided by the simulator, which sees the documents, and stored as
-``detail["answer"]`` on play/say events): an audio verb is part of the answer when its
-document contains a <Gather>, <Hangup> or <Dial>, or when no <Redirect> follows it in its
-document. So "filler + <Redirect>" is a filler, and "answer + <Gather>" is the answer.
-Known limit of the rule: a document that plays a ready *prefix* of the answer and then
-redirects again (no <Gather>) is counted as filler; the turn's answer starts with the
-document that finishes it.
+**Answer audio** (decided by the simulator, which sees the documents, with :func:`is_answer_audio`,
+the one rule every report uses, and stored as ``detail["answer"]`` on play/say events): an audio
+verb is part of the answer when its document contains a <Gather>, <Hangup> or <Dial>; or when no
+<Redirect> follows it in its document; or when the <Redirect> after it moves the ``played`` query
+parameter forward (Warmline's ``tts-ready?turn=N&played=K`` counts the answer pieces already
+played: a document that plays a ready *prefix* of the answer redirects with a larger ``played``,
+a filler or bridge redirects with the same one). So "filler + <Redirect>" is a filler, "ready
+prefix + <Redirect>" and "answer + <Gather>" are the answer.
+
+**What the caller heard as the answer** (:class:`HeardRule`, from the answer audio of a turn and
+the business's config): ``clips`` (every answer verb a <Play> in the business's own voice),
+``other_voice`` (a clip of a fallback voice), ``say`` (a <Say>: a piece or the whole answer
+Twilio had to speak), ``apology`` (the business's apology prompt, played or said: the responder
+failed or the turn ran out of time with nothing to say), ``unanswered`` (no answer audio at all).
 
 Per turn, from the events in its response phase:
 
@@ -44,11 +51,43 @@ Not thread-safe: a timeline belongs to one call.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlsplit
 
 AUDIO_KINDS = frozenset({"play", "say"})
 EVENT_KINDS = frozenset({"webhook", "fetch", "play", "say", "pause", "silence", "speak", "dial", "hangup", "failure"})
+TERMINAL_VERBS = frozenset({"Gather", "Hangup", "Dial"})
+HEARD_KINDS = ("clips", "other_voice", "say", "apology", "unanswered")
+"""What a turn's answer was, best first (see :class:`HeardRule`)."""
+PROBLEM_KINDS = ("other_voice", "say", "apology", "unanswered")
+"""The kinds a caller notices as something going wrong."""
+
+
+def played_count(url: str | None) -> int:
+    """The ``played`` query parameter of a Warmline ``tts-ready`` URL (answer pieces already played), else 0."""
+    if not url:
+        return 0
+    try:
+        return max(0, int(parse_qs(urlsplit(url).query).get("played", ["0"])[0]))
+    except ValueError:
+        return 0
+
+
+def is_answer_audio(tags: Sequence[str], index: int, doc_url: str, redirect_url: str | None) -> bool:
+    """Is the audio verb at ``index`` of a document (its verbs' ``tags``) part of the answer?
+
+    The one rule for "answer audio" (see the module docstring): the document ends the turn
+    (<Gather>, <Hangup>, <Dial>), or no <Redirect> follows the verb, or the document's
+    <Redirect> (``redirect_url``, resolved) has a larger ``played`` than the document's own URL.
+    """
+    if any(tag in TERMINAL_VERBS for tag in tags):
+        return True
+    if "Redirect" not in tags[index + 1:]:
+        return True
+    return played_count(redirect_url) > played_count(doc_url)
 
 
 @dataclass(frozen=True)
@@ -130,12 +169,15 @@ class TurnMetrics:
     hops: int
     failures: tuple[Failure, ...]
     heard: tuple[str, ...]
+    answer_audio: tuple[tuple[str, str], ...] = ()
+    """(kind, label) of each answer play/say: ("play", url) or ("say", text)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         data = asdict(self)
         data["fillers"] = list(self.fillers)
         data["heard"] = list(self.heard)
+        data["answer_audio"] = [list(a) for a in self.answer_audio]
         data["failures"] = [f.to_dict() for f in self.failures]
         return data
 
@@ -247,7 +289,83 @@ class Timeline:
             hops=hops,
             failures=failures,
             heard=tuple(_audio_label(e) for e in audio),
+            answer_audio=tuple((e.kind, _audio_label(e)) for e in answers),
         )
+
+
+_CLIP_URL = re.compile(r"/tts/v1/([a-z0-9_-]{1,80})/[0-9a-f]{2}/([0-9a-f]{64})\.wav(?:$|[?#])")
+
+
+@dataclass(frozen=True)
+class HeardRule:
+    """Tells what kind of answer a turn got (:data:`HEARD_KINDS`), from the client side only.
+
+    ``voice_slug``: the business's own voice (clip URLs are ``.../tts/v1/<slug>/<xx>/<key>.wav``).
+    ``apology_keys``: content keys of the apology prompt (whole, and each piece the call flow may
+    split it into) in every voice that may speak it. ``apology_texts``: the same texts, canonical.
+    A <Play> of a URL that is not a clip URL counts as the business's own audio. Immutable;
+    safe from any thread.
+    """
+
+    voice_slug: str
+    apology_keys: frozenset[str] = frozenset()
+    apology_texts: frozenset[str] = frozenset()
+
+    @classmethod
+    def for_business(cls, business: Any) -> HeardRule:
+        """The rule for a :class:`app.business.Business` (its voice, fallback voices, apology, splice level)."""
+        from app.speech.canon import canon
+        from app.speech.fallback import chain_for
+        from app.speech.keys import content_key
+        from app.speech.pieces import split_pieces
+
+        apology = business.prompt("apology")
+        texts = {canon(apology), *(canon(p) for p in split_pieces(apology, business.splice))}
+        voices = (business.voice, *chain_for(business))
+        return cls(voice_slug=business.voice.slug, apology_texts=frozenset(texts),
+                   apology_keys=frozenset(content_key(t, v) for t in texts for v in voices))
+
+    def _is_apology(self, kind: str, label: str) -> bool:
+        if kind == "play":
+            match = _CLIP_URL.search(label)
+            return bool(match and match.group(2) in self.apology_keys)
+        from app.speech.canon import canon
+
+        said = canon(label) if label.strip() else ""
+        # Final punctuation aside ("now." and "now!" are the same words), any apology text inside counts.
+        return any(text.rstrip(".!?") in said for text in self.apology_texts)
+
+    def classify(self, turn: TurnMetrics) -> str:
+        """The kind of answer ``turn`` got: one of :data:`HEARD_KINDS` (the worst that applies)."""
+        if not turn.answer_audio:
+            return "unanswered"
+        if any(self._is_apology(kind, label) for kind, label in turn.answer_audio):
+            return "apology"
+        if any(kind == "say" for kind, _label in turn.answer_audio):
+            return "say"
+        for kind, label in turn.answer_audio:
+            match = _CLIP_URL.search(label)
+            if match and match.group(1) != self.voice_slug:
+                return "other_voice"
+        return "clips"
+
+    def count(self, turns: Iterable[TurnMetrics]) -> dict[str, int]:
+        """How many of ``turns`` got each kind of answer (every kind present, zeros included)."""
+        counts = dict.fromkeys(HEARD_KINDS, 0)
+        for turn in turns:
+            counts[self.classify(turn)] += 1
+        return counts
+
+
+def heard_problems_line(counts: dict[str, int], responder_failures: int | None = None) -> str:
+    """One line a reader cannot mistake for "all was well": the caller-heard problems and their total."""
+    total = sum(counts.get(k, 0) for k in PROBLEM_KINDS)
+    turns = sum(counts.values())
+    parts = [f"{counts.get('apology', 0)} apologies", f"{counts.get('say', 0)} <Say>",
+             f"{counts.get('other_voice', 0)} fallback voice", f"{counts.get('unanswered', 0)} unanswered"]
+    tail = "" if responder_failures is None else f"; responder failures {responder_failures}"
+    share = f" ({total / turns:.1%} of {turns} turns)" if turns else ""
+    return f"caller-heard problems: {total}{share}: {', '.join(parts)}; own-voice clips {counts.get('clips', 0)}{tail}"
 
 
 @dataclass

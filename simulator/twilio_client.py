@@ -54,7 +54,6 @@ threads, each with its own SimulatedCall (and clock). :class:`MediaCache` and an
 from __future__ import annotations
 
 import math
-import secrets
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -65,6 +64,7 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 from app.errors import InvalidAudio
+from app.ids import new_call_sid
 from app.speech.wav import wav_duration_s
 from simulator.clock import Clock
 from simulator.timeline import (
@@ -74,6 +74,7 @@ from simulator.timeline import (
     Timeline,
     TurnMetrics,
     format_transcript,
+    is_answer_audio,
 )
 
 __all__ = [
@@ -146,11 +147,6 @@ SCHEMA_VALIDATION = 12200
 INVALID_CONTENT_TYPE = 12300
 PLAY_INVALID_CONTENT_TYPE = 13420
 GATHER_PLAY_INVALID_CONTENT_TYPE = 13325
-
-
-def new_call_sid() -> str:
-    """A random Twilio-shaped call SID: ``CA`` + 32 lowercase hex digits."""
-    return "CA" + secrets.token_hex(16)
 
 
 def say_duration_s(text: str) -> float:
@@ -358,13 +354,15 @@ class SimulatedCall:
     def _execute(self, doc: _Document) -> _Document | None:
         """Run one document's verbs; return the next document, or None when the call ends."""
         verbs = list(doc.root)
-        terminal = any(v.tag in ("Gather", "Hangup", "Dial") for v in verbs)
+        tags = [v.tag for v in verbs]
+        redirect = next((v for v in verbs if v.tag == "Redirect"), None)
+        redirect_url = urljoin(doc.url, (redirect.text or "").strip()) if redirect is not None else None
         for i, verb in enumerate(verbs):
             if self.clock.now() >= self.knobs.max_call_s:
                 self._fail(None, "simulator", f"call longer than {self.knobs.max_call_s} s", fatal=True)
                 self._ended_by = "limit"
                 return None
-            answer = terminal or not any(v.tag == "Redirect" for v in verbs[i + 1 :])
+            answer = is_answer_audio(tags, i, doc.url, redirect_url)
             tag = verb.tag
             if tag == "Play":
                 self._play_verb(verb, doc, answer=answer)

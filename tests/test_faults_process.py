@@ -74,7 +74,7 @@ def follow_all(caller: Caller, url: str):
 
     turn = Turn()
     turn.docs.append([("Say", {}, "(filler)", []), ("Redirect", {}, url, [])])
-    for _ in range(12):
+    for _ in range(40):  # hops are bounded by the silence budget (0.5 s): a slow turn is many of them
         response = caller.post(url)
         doc = verbs(response.content)
         turn.docs.append(doc)

@@ -650,6 +650,32 @@ def test_metrics_are_exact_when_http_costs_nothing(server: TwimlServer) -> None:
     assert result.duration_s == pytest.approx(3.3 + 1.6 + 2.0 + 5.0)
 
 
+def test_a_ready_prefix_is_answer_audio_and_a_bridge_after_it_is_not(server: TwimlServer) -> None:
+    """The one answer rule: a <Redirect> that moves ``played`` forward follows answer audio; one that keeps it, filler."""
+    for name, seconds in (("greet", 1.5), ("filler", 1.0), ("prefix", 2.0), ("bridge", 0.8), ("rest", 1.2)):
+        server.media(f"/media/{name}.wav", wav(seconds))
+    server.twiml(
+        INCOMING, '<Response><Gather input="speech" action="/process"><Play>/media/greet.wav</Play></Gather></Response>'
+    )
+    server.twiml("/process", "<Response><Play>/media/filler.wav</Play>"
+                 "<Redirect>/ready1?turn=1&amp;played=0</Redirect></Response>")
+    server.twiml("/ready1", "<Response><Play>/media/prefix.wav</Play>"
+                 "<Redirect>/ready2?turn=1&amp;played=1</Redirect></Response>")
+    server.twiml("/ready2", "<Response><Play>/media/bridge.wav</Play>"
+                 "<Redirect>/ready3?turn=1&amp;played=1</Redirect></Response>")
+    server.twiml("/ready3", '<Response><Play>/media/rest.wav</Play><Gather input="speech" action="/process"/></Response>')
+
+    result = run_call(config(server, knobs=KNOBS, script=["What are your hours?"]), clock=frozen_clock())
+
+    (turn,) = result.turns
+    plays = {e.detail["url"].rsplit("/", 1)[1]: e.detail["answer"] for e in events(result, "play")}
+    assert plays == {"greet.wav": True, "filler.wav": False, "prefix.wav": True, "bridge.wav": False, "rest.wav": True}
+    assert turn.time_to_first_audio_s == pytest.approx(0.3)  # RTT + filler fetch
+    assert turn.time_to_answer_audio_s == pytest.approx(0.3 + 1.0 + 0.1 + 0.2)  # the prefix starts the answer
+    assert turn.fillers == (server.url("/media/filler.wav"),) and turn.hops == 3
+    assert [label.rsplit("/", 1)[1] for _kind, label in turn.answer_audio] == ["prefix.wav", "rest.wav"]
+
+
 def test_metrics_with_real_http_and_an_accelerated_clock(server: TwimlServer) -> None:
     filler_flow(server)
     started = time.perf_counter()

@@ -11,7 +11,7 @@ import io
 
 import pytest
 
-from simulator.soak import SoakConfig, run_soak
+from simulator.soak import SoakConfig, format_summary, run_soak
 
 pytestmark = pytest.mark.slow
 
@@ -32,4 +32,19 @@ def test_a_short_soak_keeps_every_invariant(tmp_path):
     assert s["store_objects"] > 0 and s["invalid_objects"] == 0
     assert s["server_exceptions"] == 0
     assert s["deepgram"]["requests_total"] > 0
-    assert s["invariants_ok"] is True
+    assert sum(s["caller_heard"].values()) == s["turns"]
+    assert s["caller_heard"]["apology"] == s["caller_heard"]["unanswered"] == 0 and s["responder_failures"] == 0
+    assert s["p95_time_to_answer_s"] is not None
+    assert s["invariants_ok"] is True and format_summary(s).endswith("verdict: PASS")
+
+
+def test_a_soak_where_every_llm_request_fails_counts_the_apologies_and_fails(tmp_path):
+    config = SoakConfig(calls=2, minutes=0.05, fault_rate=0.0, kill_every_s=0, workers=1, threads=8, speed=8.0,
+                        utterances=2, drain_s=60.0, work_dir=tmp_path, llm_fault_rate=1.0)
+    s = run_soak(config, out=io.StringIO())
+    turns = s["turns"]
+    assert turns >= 2 and s["application_errors"] == 0 and s["invalid_twiml"] == 0  # the transport was fine
+    assert s["caller_heard"] == {"clips": 0, "other_voice": 0, "say": 0, "apology": turns, "unanswered": 0}
+    assert s["responder_failures"] >= turns
+    assert s["invariants"]["apologies + unanswered <= 1% of turns"] is False and s["invariants_ok"] is False
+    assert format_summary(s).endswith("verdict: FAIL -- apologies + unanswered <= 1% of turns")

@@ -11,15 +11,14 @@ from pathlib import Path
 import pytest
 
 from app.errors import FencedOut, StateError
+from app.ids import lease_call, turn_lease_name
 from app.state import (
     CallState,
     DiskCallState,
     RedisCallState,
-    lease_call,
     new_call,
     new_turn,
     open_state,
-    turn_lease_name,
 )
 from tests.redis_support import RedisServer
 

@@ -11,7 +11,10 @@ from typing import Any
 from flask import abort, current_app, request
 from twilio.request_validator import RequestValidator
 
-CALL_SID_RE = re.compile(r"^CA[0-9a-f]{32}$")
+from app.ids import valid_call_sid
+
+__all__ = ["clean_speech", "public_base", "public_url", "signature_valid", "twilio_signed", "valid_call_sid"]
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]")
 
 
@@ -56,7 +59,3 @@ def clean_speech(text: str, max_chars: int) -> str:
     text = _CONTROL.sub(" ", text)
     text = " ".join(text.split())
     return text[:max_chars]
-
-
-def valid_call_sid(value: str) -> bool:
-    return bool(CALL_SID_RE.fullmatch(value))

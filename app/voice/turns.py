@@ -56,12 +56,8 @@ MIN_USEFUL_S = 1.0
 """A job that would start with less than this left before the turn deadline does not start (nobody would hear it)."""
 
 
-def lease_name(call_sid: str, turn: int) -> str:
-    """The historical per-turn lease name (kept for callers that check no lease is left behind)."""
-    return f"turn:{call_sid}:{turn}"
-
-
 def process_lease(owner: str) -> str:
+    """The name of a process's heartbeat lease (not a call's: it outlives every call)."""
     return f"proc:{owner}"
 
 
@@ -430,4 +426,4 @@ class TurnEngine:
         return piece
 
 
-__all__ = ["DEADLINE_MARGIN_S", "Liveness", "TurnEngine", "lease_name", "process_lease"]
+__all__ = ["DEADLINE_MARGIN_S", "Liveness", "TurnEngine", "process_lease"]
