@@ -4,9 +4,10 @@ Serving settings come from the environment (``WARMLINE_BIND``, ``WARMLINE_WORKER
 ``WARMLINE_THREADS``, ``WARMLINE_ACCESS_LOG``); command-line flags (``-b``, ``-w``) still win.
 
 Start-up check: the master runs :func:`app.doctor.main_check` once in ``on_starting``, before it
-binds or forks: any problem stops it with one line per problem and exit status 3 (not enforced
-for the live checks under ``WARMLINE_ENV=testing``). Malformed values here fall back to the
-defaults so that the check, not a traceback, reports them.
+binds or forks a worker: any problem stops it with one line per problem and exit status 3 (not
+enforced for the live checks under ``WARMLINE_ENV=testing``). The check runs in a short-lived
+forked child, so the master itself never imports the application (workers import it fresh).
+Malformed values here fall back to the defaults so that the check, not a traceback, reports them.
 
 Reloading businesses: ``kill -HUP <master pid>`` re-checks the business file; when it passes, new
 workers start on it and the old ones finish their requests (gunicorn's graceful reload). Workers
@@ -68,23 +69,50 @@ def _read(path):
         return None  # the check names the file
 
 
+def _in_child(fn):
+    """Run ``fn()`` (returns an exit status) in a forked child and return its status.
+
+    Keeps the application's modules out of the master: workers fork from it and must import
+    the code fresh (a new release, a SIGHUP).
+    """
+    pid = os.fork()
+    if pid == 0:
+        status = 70
+        try:
+            status = fn()
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            os._exit(status)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
 def _check_and_pin(server, *, reloading):
     """Check everything against the operator's business file; on success workers get a pinned copy of it."""
-    from app.doctor import STATIC_CHECKS, bind_override, diagnose, main_check
-
     source = Path(server.warmline_businesses)
     pinned = _pinned_path(server)
     data = _read(source)
-    overrides = {**bind_override(server.cfg.bind), "businesses": source}
-    if not reloading:
-        main_check(overrides, strict=_strict(), log=server.log.info)
-    else:
+
+    def check():
+        from app.doctor import STATIC_CHECKS, bind_override, diagnose, main_check
+
+        overrides = {**bind_override(server.cfg.bind), "businesses": source}
+        if not reloading:
+            main_check(overrides, strict=_strict(), log=server.log.info)  # SystemExit(3) on problems
+            return 0
         report = diagnose(overrides=overrides)
         if not report.ok and (_strict() or any(not c.ok for c in report.checks if c.name in STATIC_CHECKS)):
             for line in report.problems:
                 server.log.error("reload refused, still serving the previous business file: %s", line)
-            return
+            return 1
         server.log.info("reload: business file %s checked; new workers start on it", source)
+        return 0
+
+    status = _in_child(check)
+    if status != 0:
+        if not reloading:
+            raise SystemExit(status)
+        return
     if data is None or _read(source) != data:  # changed while being checked: pin nothing unchecked
         server.log.error("the business file %s changed while it was checked; send SIGHUP again", source)
         if not reloading:
@@ -102,9 +130,8 @@ def on_starting(server):
     directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
-    from app.config import Settings
-
-    server.warmline_businesses = os.environ.get("WARMLINE_BUSINESSES") or str(Settings().businesses)
+    default = Path(__file__).resolve().parent / "businesses" / "businesses.toml"  # app.config's default
+    server.warmline_businesses = os.environ.get("WARMLINE_BUSINESSES") or str(default)
     _check_and_pin(server, reloading=False)
 
 

@@ -35,6 +35,10 @@ DEFAULT_PROMPTS = {
     "transfer": "Let me put you through to someone who can help.",
 }
 MAX_CLIP_TEXT = 600
+SPEECH_MODEL_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+DEFAULT_SPEECH_MODEL = "deepgram_nova-3"
+DEFAULT_SHORT_FILLERS = ("Sure.", "Okay.")
+MAX_SHORT_FILLER_CHARS = 24
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,13 @@ class Business:
     booking: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
     voice_fallbacks: tuple[Voice, ...] | None = None  # None = the provider's default chain (see app.speech.fallback)
+    # How the <Gather> listens (the [<id>.listen] table; see the README's "Listening" section).
+    speech_model: str = DEFAULT_SPEECH_MODEL  # pinned: Twilio otherwise picks one and may change it
+    speech_timeout: str = "auto"  # "auto" (end at the first pause) or whole seconds of silence
+    partial_results: bool = True  # partialResultCallback on every speech <Gather>
+    barge_in: bool = False  # the answer plays nested in the <Gather>: the caller may interrupt it (on per business)
+    speculate: bool = True  # start the turn from a stable partial transcript (needs partial_results)
+    short_fillers: tuple[str, ...] = DEFAULT_SHORT_FILLERS  # when the answer is expected soon
 
     def prompt(self, name: str) -> str:
         return self.prompts[name]
@@ -102,7 +113,7 @@ def parse_business(biz: str, table: Any) -> Business:
         raise BusinessConfigError(biz, "(table)", "must be a table")
     known = {
         "name", "voice", "say", "greeting", "fillers", "prompts", "faq", "hours", "numbers", "rollout",
-        "instant_budget_ms", "splice", "transfer_number", "booking", "extra",
+        "instant_budget_ms", "splice", "transfer_number", "booking", "extra", "listen", "speculate", "short_fillers",
     }
     for key in table:
         if key not in known:
@@ -179,13 +190,53 @@ def parse_business(biz: str, table: Any) -> Business:
     if not isinstance(booking, bool):
         raise BusinessConfigError(biz, "booking", "must be true or false")
     extra = table.get("extra", {})
+    listen = _listen(biz, table.get("listen", {}))
+    speculate = table.get("speculate", True)
+    if not isinstance(speculate, bool):
+        raise BusinessConfigError(biz, "speculate", "must be true or false")
+    shorts_raw = table.get("short_fillers", list(DEFAULT_SHORT_FILLERS))
+    if not isinstance(shorts_raw, list) or not shorts_raw:
+        raise BusinessConfigError(biz, "short_fillers", "must be a non-empty array of short phrases")
+    shorts = tuple(_text(biz, f"short_fillers[{i}]", f) for i, f in enumerate(shorts_raw))
+    for i, phrase in enumerate(shorts):
+        if len(phrase) > MAX_SHORT_FILLER_CHARS:
+            raise BusinessConfigError(biz, f"short_fillers[{i}]", f"is {len(phrase)} characters; a short filler has at "
+                                      f"most {MAX_SHORT_FILLER_CHARS} (it must end before the answer is ready)")
     return Business(
         id=biz, name=name, voice=voice, say_voice=say_voice, language=language, greeting=greeting,
         fillers=fillers, prompts=prompts, faq=tuple(faq), hours=hours, numbers=tuple(numbers_raw),
         use_proactive_filler=use_filler, rollout_percent=percent, instant_budget_ms=budget,
         splice=splice, transfer_number=transfer, booking=booking, extra=dict(extra),
-        voice_fallbacks=voice_fallbacks,
+        voice_fallbacks=voice_fallbacks, speculate=speculate, short_fillers=shorts, **listen,
     )
+
+
+def _listen(biz: str, table: Any) -> dict[str, Any]:
+    """The ``[<id>.listen]`` table: speech_model, speech_timeout, partial_results, barge_in."""
+    if not isinstance(table, dict):
+        raise BusinessConfigError(biz, "listen", "must be a table")
+    for key in table:
+        if key not in ("speech_model", "speech_timeout", "partial_results", "barge_in"):
+            raise BusinessConfigError(biz, f"listen.{key}", "is not a known field")
+    model = table.get("speech_model", DEFAULT_SPEECH_MODEL)
+    if not isinstance(model, str) or not SPEECH_MODEL_RE.match(model):
+        raise BusinessConfigError(biz, "listen.speech_model", "must be a Twilio speechModel like 'deepgram_nova-3'")
+    timeout = table.get("speech_timeout", "auto")
+    if isinstance(timeout, int) and not isinstance(timeout, bool) and 1 <= timeout <= 10:
+        timeout = str(timeout)
+    elif timeout != "auto":
+        raise BusinessConfigError(biz, "listen.speech_timeout", "must be \"auto\" or whole seconds from 1 to 10")
+    if model == "default" and timeout == "auto":
+        # Twilio warning 13335: speechTimeout "auto" cannot be used with model "default".
+        raise BusinessConfigError(biz, "listen.speech_timeout", "\"auto\" cannot be used with speech_model "
+                                  "\"default\" (Twilio warning 13335); use whole seconds")
+    out: dict[str, Any] = {"speech_model": model, "speech_timeout": timeout}
+    for key, default in (("partial_results", True), ("barge_in", False)):
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            raise BusinessConfigError(biz, f"listen.{key}", "must be true or false")
+        out[key] = value
+    return out
 
 
 class Businesses:

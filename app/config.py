@@ -74,6 +74,11 @@ class Settings:
     precompute_budget_chars: int = 200_000
     price_per_1k_chars: float = 0.030
     llm_timeout_s: float = 6.0
+    llm_stream: bool = True  # ask the LLM for a streamed reply (the first sentence is synthesized while it writes)
+    # Answering sooner (issue 11).
+    synth_workers: int = 16  # clip syntheses in flight per process (about the TTS provider's concurrency)
+    clips_per_turn: int = 3  # clips of one answer made at once
+    speculate_quiet_s: float = 0.35  # a complete-looking transcript unchanged this long starts a speculation
     host_id: str = ""  # names this host's turn-event files in a shared store; '' = the host name
     # Serving (gunicorn reads these; the bind also decides whether dev tokens may be used).
     bind: tuple[str, ...] = (DEFAULT_BIND,)
@@ -92,6 +97,18 @@ class Settings:
 # variable name -> (field, parser)
 def _path(v: str) -> Path:
     return Path(v).expanduser()
+
+
+def _bool(v: str) -> bool:
+    lowered = v.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(v)
+
+
+_bool.__name__ = "boolean (true/false)"
 
 
 def _number(v: str) -> float:
@@ -145,6 +162,10 @@ _ENV: dict[str, tuple[str, Any]] = {
     "WARMLINE_PRECOMPUTE_BUDGET_CHARS": ("precompute_budget_chars", int),
     "WARMLINE_PRICE_PER_1K_CHARS": ("price_per_1k_chars", _number),
     "WARMLINE_LLM_TIMEOUT_S": ("llm_timeout_s", _number),
+    "WARMLINE_LLM_STREAM": ("llm_stream", _bool),
+    "WARMLINE_SYNTH_WORKERS": ("synth_workers", int),
+    "WARMLINE_CLIPS_PER_TURN": ("clips_per_turn", int),
+    "WARMLINE_SPECULATE_QUIET_S": ("speculate_quiet_s", _number),
     "WARMLINE_HOST_ID": ("host_id", str),
     "WARMLINE_BIND": ("bind", _binds),
     "WARMLINE_WORKERS": ("workers", int),
@@ -235,12 +256,14 @@ def _range(settings: Settings) -> Iterable[str]:
     def bad(name: str, rule: str) -> str:
         return f"{VAR_OF.get(name, name)}={getattr(s, name)!r} {rule}"
 
-    positive = ("hop_s", "silence_budget_s", "turn_deadline_s", "control_tts_timeout_s", "lease_s", "llm_timeout_s")
+    positive = ("hop_s", "silence_budget_s", "turn_deadline_s", "control_tts_timeout_s", "lease_s", "llm_timeout_s",
+                "speculate_quiet_s")
     for name in positive:
         value = getattr(s, name)
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             yield bad(name, "must be a finite number of seconds greater than 0")
-    for name, low in (("turn_workers", 1), ("turn_queue", 0), ("call_ttl_s", 1), ("workers", 1), ("threads", 1), ("precompute_days", 1),
+    for name, low in (("turn_workers", 1), ("turn_queue", 0), ("call_ttl_s", 1), ("workers", 1), ("threads", 1),
+                      ("precompute_days", 1), ("synth_workers", 1), ("clips_per_turn", 1),
                       ("precompute_min_count", 1), ("precompute_budget_chars", 0), ("instant_budget_ms", 0),
                       ("max_speech_chars", 1), ("max_request_bytes", 1024)):
         if getattr(s, name) < low:

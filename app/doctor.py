@@ -250,7 +250,10 @@ def check_store_roundtrip(store: Any, var: str, label: str) -> tuple[list[str], 
 
 
 def _check_store(settings: Settings, businesses: Any, timeout_s: float) -> tuple[list[str], list[str]]:
-    store = open_store(settings, retry_deadline_s=timeout_s)
+    try:
+        store = open_store(settings, retry_deadline_s=timeout_s)
+    except ConfigError as exc:  # e.g. no Google Cloud credentials
+        return [], [f"WARMLINE_STORE={settings.store}: {exc}"]
     found, problems = check_store_roundtrip(store, "WARMLINE_STORE", settings.store)
     events_store = getattr(settings, "events_store", "")  # WARMLINE_EVENTS_STORE, where it exists
     if events_store:

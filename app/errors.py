@@ -21,6 +21,7 @@ catches ``Exception``.
     ├── StateError                   the shared call-state backend failed
     ├── FencedOut                    a write under a stale generation (or for a turn that ended) was refused
     ├── ResponderError               the AI responder failed (timeout, HTTP error, bad reply)
+    ├── SpeculationDropped           a speculative turn's record moved on: its job stops writing
     └── PrecomputeError
         └── PrecomputeLocked         another precompute run holds the lock
 """
@@ -109,6 +110,10 @@ class FencedOut(WarmlineError):
 
 class ResponderError(WarmlineError):
     """The AI responder failed: timeout, HTTP error or an unusable reply."""
+
+
+class SpeculationDropped(WarmlineError):
+    """A speculative turn was discarded (or a newer one started): its job must stop writing."""
 
 
 class PrecomputeError(WarmlineError):

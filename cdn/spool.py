@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import InvalidAudio, ObjectNotFound, StateError, StoreError, StoreUnavailable
-from app.speech.keys import OBJECT_PREFIX
-from app.speech.wav import validate_ulaw_wav
 from cdn.index import IndexEntry, KeyIndex
 from cdn.local import LocalStore
+from cdn.names import OBJECT_ROOT
 from cdn.store import AudioStore, check_name
+from cdn.wav import validate_ulaw_wav
 
 log = logging.getLogger("warmline.spool")
 
@@ -99,7 +99,7 @@ class Spool:
 
     def names(self) -> Iterator[str]:
         """Every clip in the spool, published or not."""
-        return self.objects.list(OBJECT_PREFIX)
+        return self.objects.list(OBJECT_ROOT)
 
     def pending(self) -> list[str]:
         """Clips not yet published, sorted."""

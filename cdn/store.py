@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 from app.errors import InvalidObjectName
-from app.speech.keys import OBJECT_PREFIX, is_object_name
-from app.speech.wav import validate_ulaw_wav
+from cdn.names import OBJECT_ROOT, is_object_name
+from cdn.wav import validate_ulaw_wav
 
 AUDIO_CONTENT_TYPE = "audio/wav"
 EVENTS_CONTENT_TYPE = "application/x-ndjson"
@@ -114,7 +114,7 @@ def is_audio_name(name: str) -> bool:
 def content_type(name: str) -> str:
     """The Content-Type an object is stored and served with: audio/wav or application/x-ndjson."""
     check_name(name)
-    return AUDIO_CONTENT_TYPE if name.startswith(OBJECT_PREFIX) else EVENTS_CONTENT_TYPE
+    return AUDIO_CONTENT_TYPE if name.startswith(OBJECT_ROOT) else EVENTS_CONTENT_TYPE
 
 
 def check_object(name: str, data: bytes) -> str:

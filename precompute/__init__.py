@@ -3,18 +3,17 @@
 ``plan`` (pure) decides what to make; ``mine`` counts what callers heard (turn events, corpus
 files); ``runner`` makes it (bounded, retrying, idempotent, locked); ``ship`` uploads turn
 events to a shared store; ``scheduler`` runs it nightly; ``cli`` holds the commands.
-Importing this package does nothing; :func:`init_app` registers the ``precompute`` CLI group and
-the ``admin_precompute`` blueprint (idempotent).
+``corpus`` reads recorded dialogues (JSONL) for mining and for the simulator. Importing this package
+does nothing; :func:`init_app` registers the ``precompute`` CLI group (idempotent). Its admin views
+(``/admin/filler``, ``/admin/precompute``) live with the other admin views, in
+:mod:`app.admin.precompute_views`; nothing here imports ``app.admin`` or ``simulator``.
 """
 
 from __future__ import annotations
 
 
 def init_app(app) -> None:
-    from app.admin import precompute_views
     from precompute.cli import precompute_cli
 
-    if precompute_views.bp.name not in app.blueprints:
-        app.register_blueprint(precompute_views.bp)
     if precompute_cli.name not in app.cli.commands:
         app.cli.add_command(precompute_cli)

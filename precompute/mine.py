@@ -23,6 +23,7 @@ from typing import Any
 from app.speech.canon import canon, is_speakable
 from app.speech.pieces import split_pieces
 from cdn.store import EVENTS_PREFIX, AudioStore, is_events_name
+from precompute.corpus import Dialogues, load_dialogues
 
 log = logging.getLogger("warmline.precompute")
 
@@ -162,18 +163,16 @@ class CorpusTurn:
     marks: tuple[Mark, ...] = ()
 
 
-def read_corpus(path: Path | str) -> list[Any]:
-    """The usable dialogues of a JSONL corpus file, in file order (``simulator.corpus`` parses them).
+def read_corpus(path: Path | str) -> Dialogues:
+    """The usable dialogues of a JSONL corpus file, in file order (:mod:`precompute.corpus` parses them).
 
-    Malformed lines are skipped (``simulator.corpus.load_dialogues`` counts them). Raises OSError.
+    Malformed lines are skipped (:func:`precompute.corpus.load_dialogues` counts them). Raises OSError.
     """
-    from simulator.corpus import load_dialogues
-
     return load_dialogues(path)
 
 
 def agent_turns(dialogues: Iterable[Any]) -> Iterator[CorpusTurn]:
-    """The system (agent) turns of ``dialogues`` (``simulator.corpus.Dialogue``), slot spans as marks."""
+    """The system (agent) turns of ``dialogues`` (:class:`precompute.corpus.Dialogue`), slot spans as marks."""
     for dialogue in dialogues:
         for turn in dialogue.system_turns():
             yield CorpusTurn(dialogue.id, turn.text, tuple(turn.slots))

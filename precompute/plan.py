@@ -139,7 +139,7 @@ def fixed_pieces(business: Business, extra: Iterable[str] = ()) -> list[tuple[st
             seen.add(spoken)
             out.append((kind, spoken))
 
-    for filler in business.fillers:
+    for filler in (*business.fillers, *business.short_fillers):
         add("filler", filler)
     add("greeting", business.greeting)
     for name in PROMPT_NAMES:

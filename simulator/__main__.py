@@ -5,6 +5,7 @@
     bench     the three-arm benchmark (control / filler-after-AI / full Warmline)
     load      N concurrent calls for M minutes against a server; errors and latency percentiles
     soak      many calls for minutes with TTS faults and worker kills; nothing may be lost
+    capacity  the calls one host carries within the latency goals, and cache hits beside a bare endpoint
     deepgram  run the Deepgram-compatible TTS emulator in the foreground
     llm       run the OpenAI-compatible chat-completions emulator in the foreground
     hitrate   cache hit rate of a precompute plan mined from one corpus on another
@@ -30,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("simulator.bench:main", "the three-arm benchmark (control / filler-after-AI / full Warmline)"),
     "load": ("simulator.load:main", "N concurrent calls for M minutes; errors and latency percentiles"),
     "soak": ("simulator.soak:main", "many calls for minutes with TTS faults and worker kills; nothing may be lost"),
+    "capacity": ("simulator.capacity:main", "calls one host carries within the latency goals; cache-hit throughput"),
     "deepgram": ("simulator.deepgram_emulator:main", "run the Deepgram-compatible TTS emulator"),
     "llm": ("simulator.llm_emulator:main", "run the OpenAI-compatible chat-completions emulator"),
     "hitrate": ("simulator.hitrate:main", "cache hit rate of a plan mined from one corpus on another"),

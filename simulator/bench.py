@@ -64,7 +64,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from simulator.corpus import BadDialogue, Dialogue, parse_dialogue
+from precompute.corpus import BadDialogue, Dialogue, parse_dialogue
 from simulator.support import work_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +87,13 @@ GREETING = f"Thanks for calling {BUSINESS_NAME}. How can I help you today?"
 
 @dataclass(frozen=True)
 class Arm:
-    """One arm: its business id and the business settings that make it what it is."""
+    """One arm: its business id and the business settings that make it what it is.
+
+    ``stream``: the LLM reply is streamed and each sentence's clip starts at once
+    (``WARMLINE_LLM_STREAM``); ``clips_per_turn``: clips of one answer made side by side
+    (``WARMLINE_CLIPS_PER_TURN``); ``speculate``: partial results on and speculative turns;
+    ``barge_in``: the answer plays inside the <Gather>.
+    """
 
     id: str
     label: str
@@ -95,13 +101,22 @@ class Arm:
     instant_budget_ms: int
     splice: str
     mined: bool
+    stream: bool = False
+    clips_per_turn: int = 1
+    speculate: bool = False
+    barge_in: bool = False
 
 
 def arms(instant_budget_ms: int = 300) -> dict[str, Arm]:
     return {
         "control": Arm("control", "control (blocking)", 0, 0, "whole", False),
         "filler-after-ai": Arm("filler-after-ai", "filler-after-AI", 100, 0, "whole", False),
-        "warmline": Arm("warmline", "full Warmline", 100, instant_budget_ms, "sentence", True),
+        "warmline-classic": Arm("warmline-classic", "Warmline, whole reply first", 100, instant_budget_ms, "sentence",
+                                True),
+        "warmline-no-spec": Arm("warmline-no-spec", "Warmline without speculation", 100, instant_budget_ms,
+                                "sentence", True, stream=True, clips_per_turn=3, barge_in=True),
+        "warmline": Arm("warmline", "full Warmline", 100, instant_budget_ms, "sentence", True, stream=True,
+                        clips_per_turn=3, speculate=True, barge_in=True),
     }
 
 
@@ -111,12 +126,13 @@ class BenchConfig:
 
     corpus: Path = CORPUS
     split: float = 0.7
-    dialogues: int = 48
-    concurrency: int = 12
+    dialogues: int = 20  # per end-of-speech setting (each setting gets its own dialogues)
+    concurrency: int = 10
     speed: float = 1.0
     max_user_turns: int = 8
     ai_min_ms: float = 500.0
     ai_max_ms: float = 1500.0
+    ttft_share: float = 0.6  # of a reply's AI latency spent before its first token (streamed arms see it)
     deepgram_ttfb_ms: float = 200.0
     deepgram_per_char_ms: float = 4.0
     deepgram_jitter_ms: float = 100.0
@@ -128,13 +144,20 @@ class BenchConfig:
     rtt_ms: float = 80.0
     media_fetch_ms: float = 120.0
     media_cached_ms: float = 5.0
+    endpoint_ms: tuple[float, ...] = (0.0, 700.0, 1000.0)  # Twilio's end-of-speech delay, one run each
+    partial_cadence_ms: float = 250.0
+    partial_stability: float = 0.9
+    partial_reorder_rate: float = 0.1
+    play_gap_ms: float = 40.0
+    barge_in_after_s: float | None = 2.5
+    barge_in_rate: float = 0.15
     stagger_s: float = 1.0
     workers: int = 2
     threads: int = 8
     voice: str = "model"  # "model" (tone at Piper's rate) or "piper"
     seed: int = 7
     transcripts: Path | None = None  # write each call's transcript here (<arm>/<n>.txt)
-    arms: tuple[str, ...] = ("control", "filler-after-ai", "warmline")
+    arms: tuple[str, ...] = ("control", "filler-after-ai", "warmline-no-spec", "warmline")
     work_dir: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +167,7 @@ class BenchConfig:
         data["transcripts"] = None if self.transcripts is None else str(self.transcripts)
         data["speed"] = None if math.isinf(self.speed) else self.speed
         data["arms"] = list(self.arms)
+        data["endpoint_ms"] = list(self.endpoint_ms)
         return data
 
 
@@ -214,16 +238,20 @@ class ReplayLLM:
     """The LLM emulator's ``responses``: the recorded system turn after the caller's N-th line.
 
     The dialogue is found by the call's first caller line (in the request's history); the AI
-    latency is slept here, drawn uniformly from [min_ms, max_ms] with a seed of (seed, dialogue,
-    turn), so the same turn waits the same in every arm. The last reply carries ``[END]``.
-    Thread-safe (immutable; counters under a lock).
+    latency is drawn uniformly from [min_ms, max_ms] with a seed of (seed, dialogue, turn), so the
+    same turn waits the same in every arm. It is slept here (``sleep``) unless the emulator is given
+    :meth:`timing`, which spreads it over a streamed reply: ``ttft_share`` of it before the first
+    token, the rest evenly between tokens -- the last token comes when the unstreamed reply would.
+    The last reply carries ``[END]``. A speculative request on a transcript the final result later
+    revised may name no recorded dialogue: counted in ``unknown``. Thread-safe.
     """
 
     def __init__(self, dialogues: Sequence[Dialogue], *, min_ms: float, max_ms: float, seed: int,
-                 sleep: Any = time.sleep) -> None:
+                 sleep: Any = time.sleep, ttft_share: float = 0.6) -> None:
         self.by_first = {_key(d.utterances()[0]): d for d in dialogues}
         self.replies = {d.id: replies(d) or [] for d in dialogues}
         self.min_ms, self.max_ms, self.seed = min_ms, max_ms, seed
+        self.ttft_share = ttft_share
         self._sleep = sleep
         self._lock = threading.Lock()
         self.unknown = 0
@@ -232,14 +260,27 @@ class ReplayLLM:
         rng = random.Random(f"{self.seed}|{dialogue_id}|{position}")
         return rng.uniform(self.min_ms, self.max_ms) / 1000.0
 
-    def __call__(self, request: dict[str, Any]) -> str:
+    def _locate(self, request: dict[str, Any]) -> tuple[Dialogue | None, int]:
         users = [m["content"] for m in request["messages"] if m["role"] == "user"]
         dialogue = self.by_first.get(_key(users[0])) if users else None
+        return dialogue, len(users) - 1
+
+    def timing(self, request: dict[str, Any], content: str) -> tuple[float, float]:
+        """(seconds to the first token, seconds per further token) for the emulator (see the class docstring)."""
+        from simulator.llm_emulator import tokens
+
+        dialogue, position = self._locate(request)
+        total = self.latency_s(dialogue.id, position) if dialogue is not None else (self.min_ms / 1000.0)
+        first = total * self.ttft_share
+        rest = max(1, len(tokens(content)) - 1)
+        return first, (total - first) / rest
+
+    def __call__(self, request: dict[str, Any]) -> str:
+        dialogue, position = self._locate(request)
         if dialogue is None:
             with self._lock:
                 self.unknown += 1
             return "Sorry, I didn't catch that. Could you say it again?"
-        position = len(users) - 1
         self._sleep(self.latency_s(dialogue.id, position))
         lines = self.replies[dialogue.id]
         if position >= len(lines):
@@ -274,6 +315,12 @@ fillers = [{fillers}]
 splice = "{arm.splice}"
 instant_budget_ms = {arm.instant_budget_ms}
 booking = true
+speculate = {str(arm.speculate).lower()}
+
+[{arm.id}.listen]
+speech_model = "deepgram_nova-3"
+partial_results = {str(arm.speculate).lower()}
+barge_in = {str(arm.barge_in).lower()}
 
 [{arm.id}.voice]
 provider = "deepgram"
@@ -346,7 +393,7 @@ def read_events(data_dir: Path) -> list[dict[str, Any]]:
 
 @dataclass
 class ArmRun:
-    """What one arm did (filled in by :func:`run_bench`)."""
+    """What one arm did at one end-of-speech setting (filled in by :func:`run_bench`)."""
 
     arm: Arm
     data_dir: Path
@@ -356,45 +403,96 @@ class ArmRun:
     cpu_s: float = 0.0
     rss_mb: list[float] = field(default_factory=list)
     deepgram: dict[str, Any] = field(default_factory=dict)
+    llm_requests: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
 
 
-def summarize(run: ArmRun, business: Any) -> dict[str, Any]:
+def _answer_fetch_wait(result: Any, turn: Any) -> float | None:
+    """Media fetch time between the answer document's arrival and its first answer audio (None: no answer)."""
+    events = result.events
+    first = next((i for i, e in enumerate(events) if e.is_audio and e.detail.get("answer")
+                  and turn.start_s <= e.t < turn.end_s and not e.detail.get("system")), None)
+    if first is None:
+        return None
+    wait = 0.0
+    for e in reversed(events[:first]):
+        if e.kind == "webhook" and e.detail.get("via") != "partial":
+            break
+        if e.kind == "fetch":
+            wait += e.duration_s
+    return wait
+
+
+def summarize(run: ArmRun, business: Any, events: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One arm's figures. ``events``: its server turn log for these calls (default: all of its data dir)."""
     from simulator.timeline import HeardRule
 
     heard_rule = HeardRule.for_business(business)
-    first, silence, answer, rows = [], [], [], []
+    first, silence, answer, fetch_wait, rows = [], [], [], [], []
     failures: Counter[str] = Counter()
     ended: Counter[str] = Counter()
+    with_filler = interrupted = lost = 0
+    barge_texts: list[str] = []
     for dialogue_id, result in zip(run.dialogue_ids, run.results):
         ended[result.ended_by] += 1
         for f in result.failures:
             failures[f"{f.code} {f.where}{' fatal' if f.fatal else ''}"] += 1
+            lost += f.where == "caller"
+        interrupted += sum(1 for e in result.events if e.is_audio and e.detail.get("interrupted"))
+        barge_texts += [str(e.detail.get("text")) for e in result.events if e.kind == "speak" and e.detail.get("barge_in")]
         for turn in result.turns:
             to_answer = turn.time_to_answer_audio_s
             first.append(turn.time_to_first_audio_s)
             silence.append(turn.longest_silence_s)
             answer.append(to_answer)
+            fetch_wait.append(_answer_fetch_wait(result, turn))
+            with_filler += bool(turn.fillers)
             rows.append({"dialogue": dialogue_id, "turn": turn.index, "first_audio_s": turn.time_to_first_audio_s,
                          "longest_silence_s": round(turn.longest_silence_s, 4), "answer_audio_s": to_answer,
                          "fillers": len(turn.fillers), "hops": turn.hops, "failures": len(turn.failures)})
-    events = [e for e in read_events(run.data_dir) if e.get("turn") is not None and e.get("outcome") != "reprompt"]
+    if events is None:
+        events = read_events(run.data_dir)
+    events = [e for e in events if e.get("turn") is not None and e.get("outcome") != "reprompt"]
     n = len(events)
     full = sum(1 for e in events if e.get("sentences") and all(s.get("hit") for s in e["sentences"]))
     fallback = sum(1 for e in events if e.get("fallback"))
     turns = len(first)
+    answered = sum(1 for a in answer if a is not None)
+    fates = Counter(e.get("speculation") for e in events if e.get("speculation") in ("adopted", "discarded"))
+    settled = fates["adopted"] + fates["discarded"]
+    last_user = [next((m["content"] for m in reversed(r["messages"]) if m["role"] == "user"), "")
+                 for r in run.llm_requests]
     return {
         "arm": run.arm.id,
         "label": run.arm.label,
         "business": {"rollout_percent": run.arm.rollout_percent, "instant_budget_ms": run.arm.instant_budget_ms,
-                     "splice": run.arm.splice, "mined_precompute": run.arm.mined},
+                     "splice": run.arm.splice, "mined_precompute": run.arm.mined, "stream": run.arm.stream,
+                     "clips_per_turn": run.arm.clips_per_turn, "speculate": run.arm.speculate,
+                     "barge_in": run.arm.barge_in},
         "precompute": run.warm,
         "calls": len(run.results),
         "caller_turns": turns,
         "time_to_first_audio_s": stats(first),
         "longest_silence_s": stats(silence),
         "time_to_answer_audio_s": stats(answer),
+        "answer_fetch_wait_s": stats(fetch_wait),
+        "turns_with_filler": round(with_filler / turns, 4) if turns else None,
         "caller_heard": heard_rule.count(t for r in run.results for t in r.turns),
+        "responder_calls": len(run.llm_requests),
+        "responder_calls_per_answered_turn": round(len(run.llm_requests) / answered, 3) if answered else None,
+        "speculation": {
+            "turns_speculated": settled,
+            "adopted": fates["adopted"],
+            "discarded": fates["discarded"],
+            "adoption_rate": round(fates["adopted"] / settled, 4) if settled else None,
+            "speculative_calls": sum(int(e.get("speculative_calls") or 0) for e in events),
+        },
+        "barge_in": {
+            "interrupted_answers": interrupted,
+            "interruptions": len(barge_texts),
+            "interruption_words_reached_responder": sum(1 for t in barge_texts if t in last_user),
+            "words_lost_over_uninterruptible_audio": lost,
+        },
         "server_turn_events": n,
         "turns_fully_from_cache": round(full / n, 4) if n else None,
         "fallback_rate": round(fallback / n, 4) if n else None,
@@ -414,22 +512,41 @@ def summarize(run: ArmRun, business: Any) -> dict[str, Any]:
     }
 
 
-def goals(arms_summary: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The issue's goals, checked where the arms they need were run."""
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else round(a / b, 3)
+
+
+def goals(arms_summary: dict[str, dict[str, Any]], endpoint_ms: float | None = None) -> dict[str, Any]:
+    """The issues' goals, checked where the arms they need were run (for one end-of-speech setting)."""
     out: dict[str, Any] = {}
     full = arms_summary.get("warmline")
     control = arms_summary.get("control")
     plan = arms_summary.get("filler-after-ai")
+    nospec = arms_summary.get("warmline-no-spec")
     if full:
         p95 = full["longest_silence_s"]["p95"]
-        out["warmline_p95_longest_silence_le_0.7s"] = {"value": p95, "met": p95 is not None and p95 <= 0.7}
+        out["warmline_p95_longest_silence_le_0.6s"] = {"value": p95, "met": p95 is not None and p95 <= 0.6}
     if control:
         s = control["longest_silence_s"]
         out["control_longest_silence_p50_p95"] = {"value": [s["p50"], s["p95"]], "reference": [1.6, 3.8]}
+    if full and control:
+        a, c = full["time_to_answer_audio_s"], control["time_to_answer_audio_s"]
+        r50, r95 = _ratio(a["p50"], c["p50"]), _ratio(a["p95"], c["p95"])
+        out["warmline_p50_answer_le_0.65x_control"] = {"value": r50, "met": r50 is not None and r50 <= 0.65}
+        out["warmline_p95_answer_le_0.9x_control"] = {"value": r95, "met": r95 is not None and r95 <= 0.9}
     if full and plan:
         a, b = full["time_to_answer_audio_s"]["p50"], plan["time_to_answer_audio_s"]["p50"]
         out["warmline_p50_answer_le_filler_after_ai"] = {"value": [a, b], "met": a is not None and b is not None
                                                          and a <= b}
+    if full and full["business"]["speculate"]:
+        spec = full["speculation"]
+        calls = full["responder_calls_per_answered_turn"]
+        out["speculation_adoption_rate"] = {"value": spec["adoption_rate"]}
+        out["responder_calls_per_answered_turn_le_1.5"] = {"value": calls, "met": calls is not None and calls <= 1.5}
+    if full and nospec:
+        a, b = full["time_to_answer_audio_s"], nospec["time_to_answer_audio_s"]
+        gain = [None if a[q] is None or b[q] is None else round(b[q] - a[q], 3) for q in ("p50", "p95")]
+        out["speculation_gain_p50_p95_s"] = {"value": gain}
     return out
 
 
@@ -441,9 +558,8 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def format_table(summary: dict[str, Any]) -> str:
-    """The per-arm table (rows: metrics, columns: arms) and the goals."""
-    arms_s = summary["arms"]
+def format_arms(arms_s: dict[str, dict[str, Any]], goals_s: dict[str, Any]) -> str:
+    """One table (rows: metrics, columns: arms) and the goals, for one end-of-speech setting."""
     ids = list(arms_s)
     rows: list[tuple[str, list[str]]] = [("", [arms_s[a]["label"] for a in ids])]
     rows.append(("calls / caller turns", [f"{arms_s[a]['calls']} / {arms_s[a]['caller_turns']}" for a in ids]))
@@ -451,6 +567,20 @@ def format_table(summary: dict[str, Any]) -> str:
                          ("time_to_answer_audio_s", "time to answer audio")):
         for q in ("p50", "p95", "max"):
             rows.append((f"{name} {q} (s)", [_fmt(arms_s[a][metric][q]) for a in ids]))
+    rows.append(("answer media fetch wait p50/p95 (s)",
+                 [f"{_fmt(arms_s[a]['answer_fetch_wait_s']['p50'])}/{_fmt(arms_s[a]['answer_fetch_wait_s']['p95'])}"
+                  for a in ids]))
+    rows.append(("turns with a filler", [_pct(arms_s[a]["turns_with_filler"]) for a in ids]))
+    rows.append(("responder calls / answered turn", [_fmt(arms_s[a]["responder_calls_per_answered_turn"])
+                                                     for a in ids]))
+    rows.append(("speculations adopted / settled",
+                 [f"{arms_s[a]['speculation']['adopted']} / {arms_s[a]['speculation']['turns_speculated']}"
+                  for a in ids]))
+    rows.append(("interrupted answers (words heard)",
+                 [f"{arms_s[a]['barge_in']['interrupted_answers']} "
+                  f"({arms_s[a]['barge_in']['interruption_words_reached_responder']})" for a in ids]))
+    rows.append(("words lost (not interruptible)", [str(arms_s[a]["barge_in"]["words_lost_over_uninterruptible_audio"])
+                                                    for a in ids]))
     rows.append(("turns fully from cache", [_pct(arms_s[a]["turns_fully_from_cache"]) for a in ids]))
     rows.append(("fallback rate", [_pct(arms_s[a]["fallback_rate"]) for a in ids]))
     rows.append(("server CPU s / turn", [_fmt(arms_s[a]["server_cpu_s_per_turn"]) for a in ids]))
@@ -463,11 +593,21 @@ def format_table(summary: dict[str, Any]) -> str:
     lines = [f"{label:<{width0}}  " + "  ".join(f"{cell:>{w}}" for cell, w in zip(cells, widths))
              for label, cells in rows]
     lines.append("")
-    for name, goal in summary["goals"].items():
+    for name, goal in goals_s.items():
         met = goal.get("met")
         lines.append(f"{name}: {goal['value']}" + ("" if met is None else f"  {'MET' if met else 'NOT MET'}")
                      + (f"  (reference {goal['reference']})" if "reference" in goal else ""))
     return "\n".join(lines)
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """Every end-of-speech setting's table, one after the other (the first is ``summary["arms"]``)."""
+    by = summary.get("by_endpoint_ms") or {"": {"arms": summary["arms"], "goals": summary["goals"]}}
+    parts = []
+    for ms, run in by.items():
+        title = f"== end-of-speech delay {ms} ms ==" if ms != "" else ""
+        parts.append((title + "\n" if title else "") + format_arms(run["arms"], run["goals"]))
+    return "\n\n".join(parts)
 
 
 def _pct(v: float | None) -> str:
@@ -477,8 +617,18 @@ def _pct(v: float | None) -> str:
 # --- the run -----------------------------------------------------------------------------------
 
 
+def _endpoint_label(ms: float) -> str:
+    return f"{ms:g}"
+
+
 def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
-    """Run the benchmark (see the module docstring); returns the summary (what ``--json`` writes)."""
+    """Run the benchmark (see the module docstring); returns the summary (what ``--json`` writes).
+
+    One set of servers; for each end-of-speech delay in ``config.endpoint_ms`` (in order) every arm
+    places the same ``config.dialogues`` calls side by side, a different set of dialogues per delay
+    (so no delay runs on clips another delay made). ``summary["arms"]`` is the first delay's arms;
+    ``summary["by_endpoint_ms"]`` has every delay's arms and goals.
+    """
     from app.business import load_businesses
     from simulator.deepgram_emulator import DeepgramEmulator
     from simulator.demo import start_server, warm
@@ -492,6 +642,7 @@ def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
 
     all_arms = arms(config.instant_budget_ms)
     chosen_arms = [all_arms[a] for a in config.arms]
+    delays = list(config.endpoint_ms) or [0.0]
     work, tmp = work_dir(config.work_dir, "warmline-bench-")
     started = time.monotonic()
     info = machine()
@@ -501,9 +652,12 @@ def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
         train_lines, test = split_corpus(config.corpus, config.split)
         train_path = work / "train.jsonl"
         train_path.write_text("\n".join(train_lines) + "\n", encoding="utf-8")
-        dialogues = select_dialogues(test, config.dialogues, max_user_turns=config.max_user_turns, seed=config.seed)
+        everything = select_dialogues(test, config.dialogues * len(delays), max_user_turns=config.max_user_turns,
+                                      seed=config.seed)
+        sets = {ms: everything[i * config.dialogues:(i + 1) * config.dialogues] for i, ms in enumerate(delays)}
         say(f"corpus {config.corpus.name}: {len(train_lines)} dialogues mined, {len(test)} held out; "
-            f"{len(dialogues)} test dialogues ({sum(len(d.utterances()) for d in dialogues)} caller turns) per arm")
+            + "; ".join(f"{len(ds)} test dialogues ({sum(len(d.utterances()) for d in ds)} caller turns) per arm at "
+                        f"{_endpoint_label(ms)} ms" for ms, ds in sets.items()))
         speaker: Any
         if config.voice == "piper":
             from app.speech.providers.piper import PiperProvider
@@ -511,10 +665,14 @@ def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
             speaker = PiperProvider()
         else:
             speaker = ToneSpeaker()
-        llm = LLMEmulator(api_key=LLM_KEY, responses=ReplayLLM(dialogues, min_ms=config.ai_min_ms,
-                                                               max_ms=config.ai_max_ms, seed=config.seed))
-        emulators.append(llm)
-        llm.start()
+        replay = ReplayLLM(everything, min_ms=config.ai_min_ms, max_ms=config.ai_max_ms, seed=config.seed,
+                           sleep=lambda _s: None, ttft_share=config.ttft_share)
+        llms: dict[str, Any] = {}
+        for arm in chosen_arms:  # one per arm: its requests are that arm's responder calls
+            llm = LLMEmulator(api_key=LLM_KEY, responses=replay, timing=replay.timing)
+            emulators.append(llm)
+            llm.start()
+            llms[arm.id] = llm
 
         runs: dict[str, ArmRun] = {}
         warm_dg = DeepgramEmulator(api_key=DEEPGRAM_KEY, ttfb_ms=0.0, per_char_ms=0.0, speaker=speaker)
@@ -527,7 +685,7 @@ def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
                 toml.write_text(business_toml(arm), encoding="utf-8")
                 cfg: dict[str, Any] = {"env": "testing", "data_dir": data_dir, "businesses": toml,
                                        "twilio_auth_token": TOKEN, "deepgram_api_key": DEEPGRAM_KEY,
-                                       "deepgram_url": warm_dg.base_url, "llm_url": llm.base_url,
+                                       "deepgram_url": warm_dg.base_url, "llm_url": llms[arm.id].base_url,
                                        "llm_api_key": LLM_KEY}
                 if config.min_count is not None:
                     cfg["precompute_min_count"] = config.min_count
@@ -540,6 +698,7 @@ def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
                     f"{summary['failed']} failed) in {time.monotonic() - t0:.1f} s")
         finally:
             warm_dg.stop()
+        warm_requests = {a: len(llm.requests) for a, llm in llms.items()}
 
         servers_by_arm: dict[str, Any] = {}
         dgs: dict[str, Any] = {}
@@ -554,7 +713,9 @@ def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
         def boot(arm: Arm) -> None:
             env = {"WARMLINE_BUSINESSES": str(work / f"{arm.id}.toml"), "WARMLINE_TWILIO_AUTH_TOKEN": TOKEN,
                    "WARMLINE_DEEPGRAM_URL": dgs[arm.id].base_url, "WARMLINE_DEEPGRAM_API_KEY": DEEPGRAM_KEY,
-                   "WARMLINE_LLM_URL": llm.base_url, "WARMLINE_LLM_API_KEY": LLM_KEY, "WARMLINE_LLM_MODEL": "replay"}
+                   "WARMLINE_LLM_URL": llms[arm.id].base_url, "WARMLINE_LLM_API_KEY": LLM_KEY,
+                   "WARMLINE_LLM_MODEL": "replay", "WARMLINE_LLM_STREAM": "true" if arm.stream else "false",
+                   "WARMLINE_CLIPS_PER_TURN": str(arm.clips_per_turn)}
             if config.hop_s is not None:
                 env["WARMLINE_HOP_S"] = f"{config.hop_s:g}"
             server = start_server(runs[arm.id].data_dir, env, workers=config.workers, threads=config.threads)
@@ -568,61 +729,85 @@ def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
         def pids(server: Any) -> list[int]:
             return [server.proc.pid, *server.worker_pids()]
 
-        cpu_before = {a: sum(proc_cpu_s(p) for p in pids(s)) for a, s in servers_by_arm.items()}
-        knobs = Knobs(network_rtt_ms=config.rtt_ms, media_fetch_ms=config.media_fetch_ms,
-                      media_cached_ms=config.media_cached_ms)
-        say(f"placing {len(dialogues)} calls per arm, {config.concurrency} at a time per arm, "
-            f"clock speed {config.speed:g}x, arms side by side: {', '.join(a.id for a in chosen_arms)}")
+        by_delay: dict[str, Any] = {}
+        for ms in delays:
+            dialogues = sets[ms]
+            knobs = Knobs(network_rtt_ms=config.rtt_ms, media_fetch_ms=config.media_fetch_ms,
+                          media_cached_ms=config.media_cached_ms, speech_endpoint_ms=ms,
+                          partial_cadence_ms=config.partial_cadence_ms, partial_stability=config.partial_stability,
+                          partial_reorder_rate=config.partial_reorder_rate, play_gap_ms=config.play_gap_ms,
+                          barge_in_after_s=config.barge_in_after_s, barge_in_rate=config.barge_in_rate)
+            say(f"end-of-speech delay {_endpoint_label(ms)} ms: placing {len(dialogues)} calls per arm, "
+                f"{config.concurrency} at a time per arm, clock speed {config.speed:g}x, arms side by side: "
+                f"{', '.join(a.id for a in chosen_arms)}")
+            cpu_before = {a: sum(proc_cpu_s(p) for p in pids(s)) for a, s in servers_by_arm.items()}
+            dg_before = {a: dg.stats().get("requests_total", 0) for a, dg in dgs.items()}
+            llm_before = {a: len(llm.requests) for a, llm in llms.items()}
+            delay_runs = {a.id: ArmRun(a, runs[a.id].data_dir, warm=runs[a.id].warm) for a in chosen_arms}
 
-        def run_arm(arm: Arm) -> None:
-            server = servers_by_arm[arm.id]
-            cache = MediaCache()
-            run = runs[arm.id]
-            t0 = time.monotonic()
+            def run_arm(arm: Arm, dialogues: list[Dialogue] = dialogues, knobs: Any = knobs,
+                        delay_runs: dict[str, ArmRun] = delay_runs, ms: float = ms) -> None:
+                server = servers_by_arm[arm.id]
+                cache = MediaCache()
+                run = delay_runs[arm.id]
+                t0 = time.monotonic()
 
-            def one(i: int, dialogue: Dialogue) -> Any:
-                if i < config.concurrency and config.stagger_s > 0:
-                    time.sleep(i * config.stagger_s)
-                call = CallConfig(base_url=server.base_url, business_id=arm.id, auth_token=TOKEN,
-                                  script=dialogue.utterances(), knobs=knobs, speed=config.speed, media_cache=cache)
-                with httpx.Client(trust_env=False, limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE_S)) as client:
-                    return run_call(call, client=client)
+                def one(i: int, dialogue: Dialogue) -> Any:
+                    if i < config.concurrency and config.stagger_s > 0:
+                        time.sleep(i * config.stagger_s)
+                    call = CallConfig(base_url=server.base_url, business_id=arm.id, auth_token=TOKEN,
+                                      script=dialogue.utterances(), knobs=knobs, speed=config.speed,
+                                      media_cache=cache)
+                    with httpx.Client(trust_env=False,
+                                      limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE_S)) as client:
+                        return run_call(call, client=client)
 
-            with ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix=f"call-{arm.id}") as pool:
-                futures = [pool.submit(one, i, d) for i, d in enumerate(dialogues)]
-                run.results = [f.result() for f in futures]
-            run.dialogue_ids = [d.id for d in dialogues]
-            run.wall_s = time.monotonic() - t0
-            if config.transcripts is not None:
-                folder = config.transcripts / arm.id
-                folder.mkdir(parents=True, exist_ok=True)
-                for i, (d, result) in enumerate(zip(dialogues, run.results)):
-                    text = f"dialogue {d.id}\n" + format_transcript(result)
-                    (folder / f"{i:03d}.txt").write_text(text + "\n", encoding="utf-8")
+                with ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix=f"call-{arm.id}") as pool:
+                    futures = [pool.submit(one, i, d) for i, d in enumerate(dialogues)]
+                    run.results = [f.result() for f in futures]
+                run.dialogue_ids = [d.id for d in dialogues]
+                run.wall_s = time.monotonic() - t0
+                if config.transcripts is not None:
+                    folder = config.transcripts / _endpoint_label(ms) / arm.id
+                    folder.mkdir(parents=True, exist_ok=True)
+                    for i, (d, result) in enumerate(zip(dialogues, run.results)):
+                        text = f"dialogue {d.id}\n" + format_transcript(result)
+                        (folder / f"{i:03d}.txt").write_text(text + "\n", encoding="utf-8")
 
-        with ThreadPoolExecutor(max_workers=len(chosen_arms), thread_name_prefix="arm") as side_by_side:
-            for future in [side_by_side.submit(run_arm, arm) for arm in chosen_arms]:
-                future.result()
-        time.sleep(0.5)  # let the last status callbacks' turn events land
-        for arm_id, server in servers_by_arm.items():
-            runs[arm_id].cpu_s = sum(proc_cpu_s(p) for p in pids(server)) - cpu_before[arm_id]
-            runs[arm_id].rss_mb = [vm_hwm_mb(p) for p in server.worker_pids()]
-            runs[arm_id].deepgram = {k: v for k, v in dgs[arm_id].stats().items()
-                                     if k in ("requests_total", "by_status", "max_in_flight", "chars_total")}
+            with ThreadPoolExecutor(max_workers=len(chosen_arms), thread_name_prefix="arm") as side_by_side:
+                for future in [side_by_side.submit(run_arm, arm) for arm in chosen_arms]:
+                    future.result()
+            time.sleep(0.5)  # let the last status callbacks' turn events land
+            result_arms = {}
+            for arm in chosen_arms:
+                run = delay_runs[arm.id]
+                server = servers_by_arm[arm.id]
+                run.cpu_s = sum(proc_cpu_s(p) for p in pids(server)) - cpu_before[arm.id]
+                run.rss_mb = [vm_hwm_mb(p) for p in server.worker_pids()]
+                stats_now = dgs[arm.id].stats()
+                run.deepgram = {k: v for k, v in stats_now.items()
+                                if k in ("by_status", "max_in_flight", "chars_total")}
+                run.deepgram["requests_total"] = stats_now.get("requests_total", 0) - dg_before[arm.id]
+                run.llm_requests = list(llms[arm.id].requests[llm_before[arm.id]:])
+                calls = {r.call_sid for r in run.results}
+                events = [e for e in read_events(run.data_dir) if e.get("call") in calls]
+                business = load_businesses(work / f"{arm.id}.toml").get(arm.id)
+                result_arms[arm.id] = summarize(run, business, events)
+            by_delay[_endpoint_label(ms)] = {"endpoint_ms": ms, "dialogues": [d.id for d in dialogues],
+                                             "arms": result_arms, "goals": goals(result_arms, ms)}
         info["loadavg_end"] = list(os.getloadavg())
-        result_arms = {}
-        for arm in chosen_arms:
-            business = load_businesses(work / f"{arm.id}.toml").get(arm.id)
-            result_arms[arm.id] = summarize(runs[arm.id], business)
+        first = by_delay[_endpoint_label(delays[0])]
         summary = {
             "config": config.to_dict(),
             "machine": info,
-            "dialogues": [d.id for d in dialogues],
-            "llm_unknown_dialogues": llm.responses.unknown,
-            "arms": result_arms,
+            "dialogues": first["dialogues"],
+            "llm_unknown_dialogues": replay.unknown,
+            "llm_warm_requests": warm_requests,
+            "arms": first["arms"],
+            "goals": first["goals"],
+            "by_endpoint_ms": by_delay,
             "wall_s": round(time.monotonic() - started, 1),
         }
-        summary["goals"] = goals(result_arms)
         return summary
     finally:
         for server in servers:
@@ -663,6 +848,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--min-count", type=int, default=None, help="mined precompute min count (default: the product's)")
     p.add_argument("--rtt-ms", type=float, default=d.rtt_ms, help="network round trip Twilio <-> server")
     p.add_argument("--media-fetch-ms", type=float, default=d.media_fetch_ms, help="Twilio's first fetch of a clip")
+    p.add_argument("--endpoint-ms", default=",".join(f"{x:g}" for x in d.endpoint_ms),
+                   help="Twilio's end-of-speech delays to run, comma-separated (each with its own dialogues)")
+    p.add_argument("--ttft-share", type=float, default=d.ttft_share,
+                   help="share of a reply's AI latency before its first token (streamed arms)")
+    p.add_argument("--partial-cadence-ms", type=float, default=d.partial_cadence_ms)
+    p.add_argument("--partial-stability", type=float, default=d.partial_stability,
+                   help="chance the running transcript ends as the final SpeechResult")
+    p.add_argument("--partial-reorder-rate", type=float, default=d.partial_reorder_rate)
+    p.add_argument("--play-gap-ms", type=float, default=d.play_gap_ms, help="Twilio's gap between consecutive plays")
+    p.add_argument("--barge-in-after-s", type=float, default=d.barge_in_after_s,
+                   help="the caller talks over an answer this far in (a negative value: never)")
+    p.add_argument("--barge-in-rate", type=float, default=d.barge_in_rate, help="share of turns the caller does")
     p.add_argument("--stagger-s", type=float, default=d.stagger_s, help="gap between the first calls' starts")
     p.add_argument("--workers", type=int, default=d.workers, help="gunicorn workers per arm")
     p.add_argument("--threads", type=int, default=d.threads, help="gunicorn threads per worker")
@@ -689,6 +886,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                      instant_budget_ms=a.instant_budget_ms, hop_s=a.hop_s, budget_chars=a.budget_chars,
                      min_count=a.min_count,
                      rtt_ms=a.rtt_ms, media_fetch_ms=a.media_fetch_ms, stagger_s=a.stagger_s, workers=a.workers,
+                     endpoint_ms=tuple(float(x) for x in a.endpoint_ms.split(",") if x.strip()),
+                     ttft_share=a.ttft_share, partial_cadence_ms=a.partial_cadence_ms,
+                     partial_stability=a.partial_stability, partial_reorder_rate=a.partial_reorder_rate,
+                     play_gap_ms=a.play_gap_ms,
+                     barge_in_after_s=None if a.barge_in_after_s is None or a.barge_in_after_s < 0 else a.barge_in_after_s,
+                     barge_in_rate=a.barge_in_rate,
                      threads=a.threads, voice=a.voice, arms=chosen, seed=a.seed, work_dir=a.work_dir,
                      transcripts=a.transcripts)
     summary = run_bench(config)

@@ -205,7 +205,8 @@ def _report(result: Any, wav: Path, with_caller: bool, script: Sequence[str], da
 
     settings = load_settings(environ={}, overrides={"env": "testing"})
     businesses = list(load_businesses(settings.businesses))
-    fixed = [t for b in businesses for t in (b.greeting, *b.fillers, *b.prompts.values(), *faq_fixed_phrases())]
+    fixed = [t for b in businesses for t in (b.greeting, *b.fillers, *b.short_fillers, *b.prompts.values(),
+                                             *faq_fixed_phrases())]
     texts = clip_texts(data_dir, fixed, {b.voice for b in businesses})
     print(label_clips(format_transcript(result), texts), file=out)
     path = write_call_wav(result, wav, include_caller=with_caller)

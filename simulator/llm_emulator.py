@@ -15,11 +15,14 @@ body is not JSON). ``responses`` is a callable ``(request_json) -> str`` for the
 the default gives a canned helpful answer (``[END]`` after a goodbye). :func:`faq_responses`
 answers like the built-in FAQ responder for a businesses file.
 
-``audit=HistoryAudit(...)`` checks every request's conversation as it arrives: roles alternate
-(user, assistant, ..., user) and every assistant line is a reply this emulator actually produced
-for exactly the conversation before it (or one of the ``allowed`` fixed lines, such as the
-business's apology, which a caller hears when no reply came in time). It sees what a real model
-would be sent, so it catches a history corrupted by duplicated turns or late replies.
+Streaming: a request with ``"stream": true`` is answered with server-sent events like OpenAI's
+(``data: {chat.completion.chunk}`` lines, ``choices[0].delta.content`` about 4 characters -- one
+token -- each, the last chunk with ``finish_reason``, then ``data: [DONE]``): the first token after
+``ttft_ms`` (default: the same ``base_ms`` + jitter a whole reply waits), then one token every
+``per_token_ms``, so a streamed reply ends when the unstreamed one would have arrived.
+``stream_mode="ignore"`` models a server that ignores ``stream`` (one JSON body). ``timing`` (a
+callable ``(request, content) -> (first_token_s, per_token_s)``) replaces the latency model for
+both kinds, so a benchmark can give each reply the same total time streamed or not.
 
 Thread-safe: a ``ThreadingHTTPServer`` with one thread per connection; counters and the fault
 queue sit behind a lock. ``stop()`` releases stalled requests and joins the server thread.
@@ -32,7 +35,6 @@ import argparse
 import json
 import random
 import re
-import signal
 import threading
 import time
 from collections import deque
@@ -46,6 +48,17 @@ MAX_BODY_BYTES = 1 << 20
 ROLES = ("system", "user", "assistant")
 
 Responses = Callable[[dict[str, Any]], str]
+Timing = Callable[[dict[str, Any], str], tuple[float, float]]
+STREAM_MODES = ("sse", "ignore")
+_TOKEN_RE = re.compile(r"\s*\S{1,4}|\s+$")
+
+
+def tokens(content: str) -> list[str]:
+    """``content`` in pieces of about one token (up to 4 non-space characters with the spaces before them).
+
+    Joined, the pieces give ``content`` back exactly.
+    """
+    return _TOKEN_RE.findall(content)
 
 
 def canned_responses(request: dict[str, Any]) -> str:
@@ -98,73 +111,6 @@ def faq_responses(businesses: Any) -> Responses:
     return respond
 
 
-_MARKERS = re.compile(r"\[\s*(END|TRANSFER)\s*\]", re.IGNORECASE)
-
-
-def spoken(content: str) -> str:
-    """What a caller hears of a reply: action markers removed, whitespace collapsed."""
-    return " ".join(_MARKERS.sub(" ", content).split())
-
-
-class HistoryAudit:
-    """Checks the coherence of every conversation sent to the emulator (see the module docstring). Thread-safe.
-
-    ``allowed``: agent lines that need no producing request (fixed prompts a caller may hear).
-    ``window``: conversations of this many messages or more were cut by the client (its history
-    window), so their prefixes are not checked against what was produced.
-    """
-
-    def __init__(self, allowed: Sequence[str] = (), *, window: int = 20) -> None:
-        self.allowed = {spoken(a) for a in allowed}
-        self.window = window
-        self._lock = threading.Lock()
-        self._produced: dict[tuple[tuple[str, str], ...], set[str]] = {}
-        self.requests = 0
-        self.checked_agent_lines = 0
-        self.problems: list[str] = []
-
-    @staticmethod
-    def _conversation(request: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-        system = next((m["content"] for m in request["messages"] if m["role"] == "system"), "")
-        return (("system", system[:200]),) + tuple(
-            (m["role"], spoken(m["content"])) for m in request["messages"] if m["role"] != "system")
-
-    def check(self, request: dict[str, Any]) -> list[str]:
-        """The problems of one request's conversation (also kept in ``problems``)."""
-        convo = self._conversation(request)
-        turns = convo[1:]
-        found: list[str] = []
-        for i, (role, text) in enumerate(turns):
-            expected = "user" if i % 2 == 0 else "assistant"
-            if role != expected:
-                found.append(f"message {i} is {role}, expected {expected} (roles must alternate): {text[:60]!r}")
-                break
-        with self._lock:
-            self.requests += 1
-            if not found and len(turns) < self.window:
-                for i, (role, text) in enumerate(turns):
-                    if role != "assistant":
-                        continue
-                    self.checked_agent_lines += 1
-                    if text in self.allowed:
-                        continue
-                    if text not in self._produced.get(convo[: i + 1], ()):
-                        found.append(f"assistant line {i} {text[:60]!r} was never produced for the conversation "
-                                     f"before it (last user line {turns[i - 1][1][:60]!r})")
-            self.problems.extend(found)
-        return found
-
-    def produced(self, request: dict[str, Any], content: str) -> None:
-        """Remember ``content`` as the reply to this request's conversation."""
-        with self._lock:
-            self._produced.setdefault(self._conversation(request), set()).add(spoken(content))
-
-    def summary(self) -> dict[str, Any]:
-        with self._lock:
-            return {"requests": self.requests, "checked_agent_lines": self.checked_agent_lines,
-                    "incoherent": len(self.problems), "problems": self.problems[:20]}
-
-
 class _BadRequest(Exception):
     def __init__(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
         super().__init__(message)
@@ -212,11 +158,19 @@ class LLMEmulator:
         fault_rate: float = 0.0,
         fault_modes: Sequence[str] = ("500",),
         port: int = 0,
-        audit: HistoryAudit | None = None,
+        ttft_ms: float | None = None,
+        stream_mode: str = "sse",
+        timing: Timing | None = None,
     ) -> None:
         for mode in fault_modes:
             if mode not in FAULT_MODES:
                 raise ValueError(f"unknown fault mode {mode!r}; one of {FAULT_MODES}")
+        if stream_mode not in STREAM_MODES:
+            raise ValueError(f"unknown stream mode {stream_mode!r}; one of {STREAM_MODES}")
+        self.ttft_ms = ttft_ms
+        self.stream_mode = stream_mode
+        self.timing = timing
+        self.streamed = 0  # requests answered with server-sent events
         self.api_key = api_key
         self.responses = responses or canned_responses
         self.base_ms = base_ms
@@ -226,7 +180,6 @@ class LLMEmulator:
         self.fault_rate = fault_rate
         self.fault_modes = tuple(fault_modes)
         self.port = port
-        self.audit = audit
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._faults: deque[str] = deque()
@@ -298,6 +251,15 @@ class LLMEmulator:
             jitter = self._rng.uniform(-self.jitter_ms, self.jitter_ms) if self.jitter_ms else 0.0
         return max(0.0, self.base_ms + self.per_token_ms * tokens + jitter) / 1000.0
 
+    def stream_timing(self, request: dict[str, Any], content: str) -> tuple[float, float]:
+        """(seconds to the first token, seconds between tokens) of a streamed answer of ``content``."""
+        if self.timing is not None:
+            return self.timing(request, content)
+        with self._lock:
+            jitter = self._rng.uniform(-self.jitter_ms, self.jitter_ms) if self.jitter_ms else 0.0
+        first = self.base_ms if self.ttft_ms is None else self.ttft_ms
+        return max(0.0, first + jitter) / 1000.0, self.per_token_ms / 1000.0
+
     def _count(self, status: int) -> None:
         with self._lock:
             self.status_counts[status] = self.status_counts.get(status, 0) + 1
@@ -365,8 +327,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(exc.status, str(exc), exc.kind)
             return
         emu._record(request)
-        if emu.audit is not None:
-            emu.audit.check(request)
         fault = emu._next_fault()
         if fault == "500":
             self._error(500, "The server had an error while processing your request.", "server_error")
@@ -387,9 +347,14 @@ class _Handler(BaseHTTPRequestHandler):
             content = long_reply()
         else:
             content = emu.responses(request)
-        if emu.audit is not None:
-            emu.audit.produced(request, content)
-        delay = emu.latency_s(content)
+        if request.get("stream") is True and emu.stream_mode == "sse":
+            self._stream(request, content)
+            return
+        if emu.timing is not None:
+            first, per_token = emu.timing(request, content)
+            delay = first + per_token * len(tokens(content))
+        else:
+            delay = emu.latency_s(content)
         if delay and emu._stopping.wait(delay):
             self.close_connection = True
             return
@@ -409,6 +374,46 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, json.dumps(reply).encode())
 
 
+    def _stream(self, request: dict[str, Any], content: str) -> None:
+        """Answer with server-sent events, chunked: one token per event at the emulator's pace."""
+        emu = self.emulator
+        first, per_token = emu.stream_timing(request, content)
+        with emu._lock:
+            emu.streamed += 1
+            n = len(emu.requests)
+        if first and emu._stopping.wait(first):
+            self.close_connection = True
+            return
+        emu._count(200)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        base = {"id": f"chatcmpl-emu{n:06d}", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": request["model"]}
+
+        def event(payload: str) -> None:
+            data = f"data: {payload}\n\n".encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+        try:
+            event(json.dumps({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                   "finish_reason": None}]}))
+            pieces = tokens(content)
+            for i, piece in enumerate(pieces):
+                if i and per_token and emu._stopping.wait(per_token):
+                    self.close_connection = True
+                    return
+                event(json.dumps({**base, "choices": [{"index": 0, "delta": {"content": piece},
+                                                       "finish_reason": None}]}))
+            event(json.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+            event("[DONE]")
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client abandoned the stream (a cancelled turn)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted (for ``make run`` against an LLM-shaped endpoint)."""
     parser = argparse.ArgumentParser(description="OpenAI-compatible chat-completions emulator")
@@ -419,36 +424,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jitter-ms", type=float, default=200.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--businesses", help="answer like the FAQ responder for this businesses TOML file")
-    parser.add_argument("--audit-json", help="check every conversation's coherence (HistoryAudit); write the "
-                                             "summary here on exit (SIGINT/SIGTERM)")
     args = parser.parse_args(argv)
     responses = None
-    audit = None
     if args.businesses:
         from pathlib import Path
 
         from app.business import load_businesses
 
-        businesses = load_businesses(Path(args.businesses))
-        responses = faq_responses(businesses)
-        if args.audit_json:
-            audit = HistoryAudit([b.prompt(name) for b in businesses for name in b.prompts])
-    if args.audit_json and audit is None:
-        audit = HistoryAudit()
+        responses = faq_responses(load_businesses(Path(args.businesses)))
     emu = LLMEmulator(api_key=args.api_key, responses=responses, base_ms=args.base_ms, per_token_ms=args.per_token_ms,
-                      jitter_ms=args.jitter_ms, seed=args.seed, port=args.port, audit=audit)
+                      jitter_ms=args.jitter_ms, seed=args.seed, port=args.port)
     print(f"LLM emulator at {emu.start()}/v1/chat/completions", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         emu.stop()
-        if audit is not None:
-            summary = {**audit.summary(), "status_counts": emu.status_counts}
-            with open(args.audit_json, "w", encoding="utf-8") as fh:
-                json.dump(summary, fh, indent=1)
-            print(json.dumps({k: v for k, v in summary.items() if k != "problems"}), flush=True)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ Reported: calls completed and how they ended; simulator failures by Twilio error
 p99 / max of time to first audio, longest silence, time to answer audio and webhook response
 time; and **what the callers heard** as each turn's answer (:class:`simulator.timeline.HeardRule`):
 own-voice clips, a fallback voice, a <Say>, the business's apology, or nothing -- plus responder
-failures (requests the LLM emulator failed, when this command runs it). The last line is a
+failures (:func:`responder_failures`: the server's log says so, a timeout included) and LLM requests whose
+history was incoherent (:func:`history_problems`: roles out of turn, an agent line the model never
+produced for what preceded it -- a turn run twice, a late reply). The last line is a
 verdict: ``PASS``, or ``FAIL`` with every threshold exceeded (transport errors, the share of
 turns with a caller-heard problem over ``--max-problem-rate``, and the optional p95 limits); the
 command exits 1 on FAIL. So a run where every answer is an apology cannot look like "errors 0".
@@ -86,7 +88,9 @@ class LoadConfig:
 
     ``workers`` / ``threads`` None: the project's gunicorn defaults. ``llm_ms``: the LLM emulator's
     latency, uniform between the two (milliseconds). ``server_env``: extra ``WARMLINE_*`` settings
-    for the server started here. Thresholds: ``max_problem_rate`` (share of caller turns whose
+    for the server started here. ``steady_only``: the turn metrics and what the callers heard count only
+    turns that start after the ramp and before the deadline (all N callers active; errors count always).
+    Thresholds: ``max_problem_rate`` (share of caller turns whose
     answer was not own-voice clips), ``max_answer_p95_s`` / ``max_silence_p95_s`` (None: no limit).
     """
 
@@ -111,6 +115,7 @@ class LoadConfig:
     deepgram_per_char_ms: float = 4.0
     deepgram_jitter_ms: float = 100.0
     server_env: dict[str, str] = field(default_factory=dict)
+    steady_only: bool = False  # count only turns that start after the ramp and before the deadline
     max_problem_rate: float = 0.01
     max_answer_p95_s: float | None = None
     max_silence_p95_s: float | None = None
@@ -144,11 +149,77 @@ def deepgram_business_toml(source: Path, business_id: str, model: str = DEEPGRAM
     return replaced
 
 
+class RecordingResponses:
+    """Wraps the LLM emulator's ``responses``: remembers every reply produced for each conversation. Thread-safe."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+        self.produced: dict[tuple[tuple[str, str], ...], set[str]] = {}
+
+    def __call__(self, request: dict[str, Any]) -> str:
+        reply = self.inner(request)
+        key = _conversation(request["messages"])
+        with self._lock:
+            self.produced.setdefault(key, set()).add(_spoken(reply))
+        return reply
+
+
+_MARKER = re.compile(r"\[\s*(END|TRANSFER)\s*\]", re.IGNORECASE)
+
+
+def _spoken(text: str) -> str:
+    """A reply as it enters the call's history: markers removed, whitespace collapsed."""
+    return " ".join(_MARKER.sub(" ", text).split())
+
+
+def _conversation(messages: Sequence[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    return tuple((m["role"], " ".join(str(m["content"]).split())) for m in messages if m["role"] != "system")
+
+
+def history_problems(requests: Sequence[dict[str, Any]], produced: dict[tuple[tuple[str, str], ...], set[str]],
+                     allowed: set[str]) -> list[str]:
+    """Why LLM requests carried an incoherent history (one reason per bad request; empty: all coherent).
+
+    Coherent: after the system prompt, the roles alternate user / assistant and end with the
+    user; every assistant line is a reply the emulator produced for exactly the conversation
+    before it (markers stripped), or one of ``allowed`` (the business's own prompts: the apology
+    a failed request became, the goodbye). A turn run twice shows up as two assistant lines in
+    a row, a late reply as a line produced for another conversation.
+    """
+    problems = []
+    for request in requests:
+        conv = _conversation(request["messages"])
+        roles = [role for role, _text in conv]
+        if roles != ["user" if i % 2 == 0 else "assistant" for i in range(len(roles))] or len(roles) % 2 == 0:
+            problems.append(f"roles {''.join(r[0] for r in roles)}")
+            continue
+        for i in range(1, len(conv), 2):
+            line = conv[i][1]
+            if line not in produced.get(conv[:i], set()) and line not in allowed:
+                problems.append(f"agent line {i // 2 + 1} was not produced for what preceded it: {line[:60]!r}")
+                break
+    return problems
+
+
+RESPONDER_FAILED = re.compile(r"responder \w+ failed for business")
+
+
+def responder_failures(server: Any) -> int | None:
+    """Turns whose responder failed, from the log of a server this run started (a timeout, an error status,
+    a bad body: ``safe_reply`` logs each); None for someone else's server."""
+    if server is None:
+        return None
+    return len(RESPONDER_FAILED.findall(server.log_tail(10**9)))
+
+
 def verdict(summary: dict[str, Any], config: LoadConfig) -> list[str]:
     """Every threshold the run exceeded (empty: PASS)."""
     reasons = []
     if summary["errors"]:
         reasons.append(f"{summary['errors']} errors")
+    if summary.get("llm_incoherent_requests"):
+        reasons.append(f"{summary['llm_incoherent_requests']} LLM requests with an incoherent history")
     turns = summary["caller_turns"]
     if not turns:
         reasons.append("no caller turn completed")
@@ -162,7 +233,7 @@ def verdict(summary: dict[str, Any], config: LoadConfig) -> list[str]:
     return reasons
 
 
-class _Emulators:
+class Emulators:
     """The LLM / Deepgram emulators a run starts (none, one or both); ``stop()`` stops them. One owner."""
 
     def __init__(self) -> None:
@@ -175,7 +246,7 @@ class _Emulators:
                 emulator.stop()
 
 
-def _prepare_server(config: LoadConfig, data_dir: Path, emulators: _Emulators, out: Any) -> tuple[Any, Path]:
+def prepare_server(config: LoadConfig, data_dir: Path, emulators: Emulators, out: Any) -> tuple[Any, Path]:
     """Warm the fixed phrases, start the emulators the config asks for and gunicorn; (server, businesses TOML)."""
     from app.business import load_businesses
     from app.config import load_settings
@@ -188,6 +259,7 @@ def _prepare_server(config: LoadConfig, data_dir: Path, emulators: _Emulators, o
     env = {"WARMLINE_TWILIO_AUTH_TOKEN": config.token}
     warm_config: dict[str, Any] = {"env": "testing", "data_dir": data_dir, "twilio_auth_token": config.token}
     speaker = ToneSpeaker()
+    data_dir.mkdir(parents=True, exist_ok=True)
     if config.voice == "deepgram":
         toml = data_dir / "businesses.toml"
         toml.write_text(deepgram_business_toml(Path(load_settings(environ={}).businesses), config.business),
@@ -207,7 +279,7 @@ def _prepare_server(config: LoadConfig, data_dir: Path, emulators: _Emulators, o
         warm(warm_config, extra=faq_fixed_phrases())
     if config.responder == "llm":
         lo, hi = config.llm_ms
-        emulators.llm = LLMEmulator(api_key=LLM_KEY, responses=faq_responses(load_businesses(toml)),
+        emulators.llm = LLMEmulator(api_key=LLM_KEY, responses=RecordingResponses(faq_responses(load_businesses(toml))),
                                     base_ms=(lo + hi) / 2, jitter_ms=(hi - lo) / 2, seed=config.seed,
                                     fault_rate=config.llm_fault_rate, fault_modes=("500",))
         emulators.llm.start()
@@ -246,14 +318,14 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
     out = out or sys.stdout
     tmp = None
     server = None
-    emulators = _Emulators()
+    emulators = Emulators()
     data_dir: Path | None = None
     base_url = config.url
     toml = config.businesses or Path(load_settings(environ={}).businesses)
     try:
         if base_url is None:
             data_dir, tmp = work_dir(config.data_dir, "warmline-load-")
-            server, toml = _prepare_server(config, data_dir, emulators, out)
+            server, toml = prepare_server(config, data_dir, emulators, out)
             base_url = server.base_url
         business = load_businesses(toml).get(config.business)
         rule = HeardRule.for_business(business) if business is not None else None
@@ -278,6 +350,7 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
                 while time.monotonic() < deadline:
                     call = CallConfig(base_url=base_url, business_id=config.business, auth_token=config.token,
                                       script=script_for(rng), knobs=knobs, speed=config.speed, media_cache=cache)
+                    placed = time.monotonic()
                     try:
                         result = run_call(call, client=client)
                     except Exception as exc:  # noqa: BLE001 - a simulator crash is counted and reported as an error
@@ -285,12 +358,20 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
                             crashes.append(f"{type(exc).__name__}: {exc}")
                         return
                     with lock:
-                        results.append(result)
+                        results.append((placed, result))
 
         threads = [threading.Thread(target=caller, args=(i,), name=f"caller-{i}", daemon=True)
                    for i in range(config.calls)]
         for t in threads:
             t.start()
+        steady_cpu = None  # CPU cores the server used while all callers were active (after the ramp)
+        if cpu_pids and deadline - started > config.ramp_s:
+            time.sleep(max(0.0, started + config.ramp_s - time.monotonic()))
+            tree = set(process_tree(server.proc.pid))
+            cpu_a, t_a = sum(proc_cpu_s(p) for p in tree), time.monotonic()
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            tree |= set(process_tree(server.proc.pid))
+            steady_cpu = (sum(proc_cpu_s(p) for p in tree) - cpu_a) / max(1e-9, time.monotonic() - t_a)
         hard_stop = deadline + 300
         for t in threads:
             t.join(max(0.0, hard_stop - time.monotonic()))
@@ -308,12 +389,15 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
         turns = []
         with lock:
             done = list(results)
-        for result in done:
+        steady = (started + config.ramp_s, deadline)
+        for placed, result in done:
             ended[result.ended_by] += 1
             for f in result.failures:
                 failures[f"{f.code} {f.where}: {f.message[:60]}"] += 1
                 fatal += f.fatal
             for turn in result.turns:
+                if config.steady_only and not steady[0] <= placed + turn.start_s / config.speed < steady[1]:
+                    continue
                 turns.append(turn)
                 if turn.time_to_first_audio_s is not None:
                     first.append(turn.time_to_first_audio_s)
@@ -338,11 +422,13 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
             "crashes": crashes[:20],
             "stuck_callers": stuck,
             "caller_turns": len(turns),
+            "caller_turns_all": sum(len(r.turns) for _p, r in done),
             "caller_heard": heard,
             "caller_heard_problems": problems,
             "problem_rate": round(problems / len(turns), 4) if turns and problems is not None else 0.0,
-            "responder_failures": None if llm is None else sum(n for s, n in llm.status_counts.items() if s != 200),
-            "llm_requests": None if llm is None else sum(llm.status_counts.values()),
+            "responder_failures": responder_failures(server),
+            "llm_requests": None if llm is None else len(llm.requests),  # chat completions (not the doctor's GETs)
+            "llm_incoherent_requests": None,
             "webhooks": len(server_s),
             "webhooks_per_s": round(len(server_s) / wall, 1) if wall else None,
             "time_to_first_audio_s": pct(first),
@@ -351,6 +437,7 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
             "webhook_response_s": pct(server_s),
             "server_cpu_s": None if cpu is None else round(cpu, 2),
             "server_cpu_share": None if cpu is None or not wall else round(cpu / wall, 3),
+            "server_cpu_cores_steady": None if steady_cpu is None else round(steady_cpu, 3),
             "peak_rss_mb_per_worker": rss,
         }
         if data_dir is not None:
@@ -360,6 +447,11 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
             fallbacks = sum(1 for e in events if e.get("fallback"))
             summary["fallback_rate"] = round(fallbacks / len(events), 4) if events else None
             summary["server_log_errors"] = server.log_tail(200_000).count("Traceback") if server is not None else None
+        if llm is not None and business is not None:
+            allowed = {_spoken(business.prompt(name)) for name in ("apology", "goodbye", "transfer")}
+            bad = history_problems(list(llm.requests), llm.responses.produced, allowed)
+            summary["llm_incoherent_requests"] = len(bad)
+            summary["llm_incoherent_samples"] = bad[:5]
         summary["verdict"] = verdict(summary, config)
         summary["ok"] = not summary["verdict"]
         return summary
@@ -376,7 +468,9 @@ def format_summary(s: dict[str, Any]) -> str:
 
     lines = [
         (f"calls completed {s['calls_completed']} in {s['wall_s']:.0f} s ({s['ended_by']}); "
-         f"caller turns {s['caller_turns']}; webhooks {s['webhooks']} ({s['webhooks_per_s']}/s)"),
+         f"caller turns {s['caller_turns']}"
+         + (f" measured (of {s['caller_turns_all']}, steady window only)" if s["config"]["steady_only"] else "")
+         + f"; webhooks {s['webhooks']} ({s['webhooks_per_s']}/s)"),
         (f"transport and TwiML failures: {s['errors']} (fatal {s['fatal']}, simulator crashes {len(s['crashes'])}, "
          f"stuck callers {s['stuck_callers']})"),
     ]
@@ -384,6 +478,9 @@ def format_summary(s: dict[str, Any]) -> str:
     lines += [f"  crash: {c}" for c in s["crashes"]]
     if s["caller_heard"] is not None:
         lines.append(heard_problems_line(s["caller_heard"], s["responder_failures"]))
+    if s["llm_incoherent_requests"] is not None:
+        lines.append(f"LLM requests {s['llm_requests']}, with an incoherent history {s['llm_incoherent_requests']}"
+                     + "".join(f"\n  {x}" for x in s.get("llm_incoherent_samples", [])))
     lines.append(f"{'':<24} {'n':>6} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}  (s)")
     for key, name in (("time_to_first_audio_s", "time to first audio"), ("longest_silence_s", "longest silence"),
                       ("time_to_answer_audio_s", "time to answer audio"), ("webhook_response_s", "webhook response")):
@@ -394,7 +491,9 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"server: {s['server_turn_events']} turn events {s['outcomes']}, fallback rate "
                      f"{s['fallback_rate']}, tracebacks in the log {s['server_log_errors']}")
     if s["server_cpu_s"] is not None:
-        lines.append(f"server CPU {s['server_cpu_s']} s ({s['server_cpu_share']:.0%} of one core); "
+        steady = s["server_cpu_cores_steady"]
+        lines.append(f"server CPU {s['server_cpu_s']} s ({s['server_cpu_share']:.0%} of one core over the run"
+                     + ("" if steady is None else f", {steady:.0%} after the ramp") + "); "
                      f"peak RSS per worker {s['peak_rss_mb_per_worker']} MB")
     lines.append("verdict: PASS" if s["ok"] else f"verdict: FAIL -- {'; '.join(s['verdict'])}")
     return "\n".join(lines)
@@ -417,18 +516,20 @@ def _ms_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def add_server_arguments(p: argparse.ArgumentParser, d: LoadConfig) -> None:
-    """The options that shape the server a run starts (shared with ``simulator capacity``)."""
+def add_server_arguments(p: argparse.ArgumentParser, d: LoadConfig, *, choices: bool = True) -> None:
+    """The options that shape the server a run starts (shared with ``simulator capacity``, ``choices=False``:
+    it always runs the LLM and Deepgram emulators)."""
     p.add_argument("--workers", type=int, default=d.workers, help="gunicorn workers (default: the project's)")
     p.add_argument("--threads", type=int, default=d.threads, help="gunicorn threads per worker (default: the project's)")
-    p.add_argument("--responder", choices=("faq", "llm"), default=d.responder,
-                   help="the built-in FAQ responder, or the OpenAI-compatible one against the LLM emulator")
     p.add_argument("--llm-ms", type=_ms_range, default=d.llm_ms, metavar="MIN,MAX",
                    help="LLM emulator latency, uniform (default 500,1500)")
-    p.add_argument("--llm-fault-rate", type=float, default=d.llm_fault_rate,
-                   help="share of LLM requests answered with HTTP 500 (default 0)")
-    p.add_argument("--voice", choices=("piper", "deepgram"), default=d.voice,
-                   help="the sample business's Piper voice, or Deepgram against the Deepgram emulator")
+    if choices:
+        p.add_argument("--responder", choices=("faq", "llm"), default=d.responder,
+                       help="the built-in FAQ responder, or the OpenAI-compatible one against the LLM emulator")
+        p.add_argument("--llm-fault-rate", type=float, default=d.llm_fault_rate,
+                       help="share of LLM requests answered with HTTP 500 (default 0)")
+        p.add_argument("--voice", choices=("piper", "deepgram"), default=d.voice,
+                       help="the sample business's Piper voice, or Deepgram against the Deepgram emulator")
     p.add_argument("--server-env", type=_env_pair, action="append", default=[], metavar="WARMLINE_X=V",
                    help="an extra server setting (repeatable), e.g. WARMLINE_TURN_WORKERS=2")
 

@@ -1,6 +1,6 @@
 """A real gunicorn serving Warmline on loopback, for the simulator, benchmarks and end-to-end tests.
 
-``GunicornServer(data_dir, env={...}).start()`` runs ``gunicorn -c gunicorn.conf.py wsgi:app`` from
+``GunicornServer(data_dir, env={...}).start()`` runs ``gunicorn -c gunicorn.conf.py wsgi:app`` (or ``app=``) from
 the project root on a free port with ``WARMLINE_*`` settings, waits for /healthz, and can list,
 kill and reload its workers. ``stop()`` terminates the whole process group. One owner per server.
 """
@@ -33,8 +33,13 @@ def gunicorn_default(variable: str) -> int:
 
 class GunicornServer:
     def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None, workers: int | None = 2,
-                 threads: int | None = 8, port: int | None = None, log_path: Path | None = None) -> None:
-        """``workers`` / ``threads`` None: gunicorn.conf.py's defaults (or ``env``'s WARMLINE_WORKERS / _THREADS)."""
+                 threads: int | None = 8, port: int | None = None, log_path: Path | None = None,
+                 app: str = "wsgi:app") -> None:
+        """``workers`` / ``threads`` None: gunicorn.conf.py's defaults (or ``env``'s WARMLINE_WORKERS / _THREADS).
+
+        ``app``: the WSGI app gunicorn serves with the project's gunicorn.conf.py (another one for a baseline).
+        """
+        self.app = app
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.extra_env = dict(env or {})
@@ -63,7 +68,7 @@ class GunicornServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", self.app],
             cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()

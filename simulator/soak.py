@@ -28,8 +28,8 @@ Report (``summary()``), counted after every call has ended:
 
 * ``turns``: caller turns placed; ``caller_heard``: what each turn's answer was, from the caller's
   side (:class:`simulator.timeline.HeardRule`: own-voice clips, a fallback voice, a <Say>, the
-  business's apology, nothing); ``responder_failures``: LLM requests the emulator failed
-  (``--llm-fault-rate``); ``fallback_events``: server turn events with ``fallback: true``;
+  business's apology, nothing); ``responder_failures``: turns whose responder failed, from the
+  server's log (``--llm-fault-rate`` makes the LLM emulator fail requests); ``fallback_events``: server turn events with ``fallback: true``;
   p50 / p95 / max of time to answer audio.
 * ``application_errors``: calls that ended in Twilio's "application error". Those whose failing
   webhook was a connection lost *while that request was in flight during a SIGKILL* are counted
@@ -44,7 +44,7 @@ Report (``summary()``), counted after every call has ended:
   callbacks delete them: must be 0, except calls whose status callback was itself lost to a kill,
   counted in ``status_callbacks_lost_with_killed_worker``).
 * ``store_objects`` and ``invalid_objects`` (every object under ``tts/`` checked with
-  ``app.speech.wav.validate_ulaw_wav``: must be 0).
+  ``cdn.wav.validate_ulaw_wav``: must be 0).
 
 ``invariants_ok`` is the conjunction of the "must be 0" figures and of ``apologies + unanswered
 <= max_apology_rate x turns`` (default 1 %): Deepgram faults may make a piece a <Say> or another
@@ -72,6 +72,7 @@ from typing import Any
 
 import httpx
 
+from simulator.load import RESPONDER_FAILED
 from simulator.support import work_dir
 from simulator.timeline import HEARD_KINDS, HeardRule, heard_problems_line
 from simulator.twilio_client import FALLBACK_NOTE
@@ -274,8 +275,8 @@ def percentile(values: Sequence[float], p: float) -> float | None:
 def check_store(data_dir: Path) -> tuple[int, int, list[str]]:
     """(objects, invalid objects, names of the invalid ones) of the local store under ``data_dir``."""
     from app.errors import InvalidAudio
-    from app.speech.wav import validate_ulaw_wav
     from cdn.local import LocalStore
+    from cdn.wav import validate_ulaw_wav
 
     store = LocalStore(data_dir / "cdn", "")
     total, bad = 0, []
@@ -446,7 +447,7 @@ def run_soak(config: SoakConfig, out: Any = None, *, command: str | None = None)
         "calls_unfinished": unfinished,
         "turns": turns,
         "caller_heard": heard,
-        "responder_failures": None if llm is None else sum(n for st, n in llm.status_counts.items() if st != 200),
+        "responder_failures": len(RESPONDER_FAILED.findall(log_text)),
         "fallback_events": sum(1 for e in events if e.get("fallback")),
         "server_turn_events": len(events),
         "application_errors": len(app_errors),

@@ -293,7 +293,7 @@ class Timeline:
         )
 
 
-_CLIP_URL = re.compile(r"/tts/v1/([a-z0-9_-]{1,80})/[0-9a-f]{2}/([0-9a-f]{64})\.wav(?:$|[?#])")
+_CLIP_URL = re.compile(r"/tts/v[0-9]+/([a-z0-9_-]{1,80})/[0-9a-f]{2}/([0-9a-f]{64})\.wav(?:$|[?#])")
 
 
 @dataclass(frozen=True)

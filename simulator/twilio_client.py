@@ -38,6 +38,25 @@ Nobody can dial Twilio from a test, so this module does what Twilio does with ou
   sharing the same :class:`MediaCache`, costs ``Knobs.media_cached_ms`` and no request,
   unless the response said Cache-Control no-store / no-cache / max-age=0.
 
+Partial results, end of speech, gaps, barge-in (knobs, all off by default except as stated):
+
+* A speech <Gather> with ``partialResultCallback`` gets, while the caller speaks, a signed POST
+  every ``Knobs.partial_cadence_ms`` of speech (and one when the caller stops) with the call
+  parameters plus ``UnstableSpeechResult`` (the words heard so far, spread evenly over the
+  utterance), ``StableSpeechResult`` (all but the last ``partial_lag_words`` of them; all of them
+  in the partial sent as the caller stops) and ``SequenceNumber`` (1, 2, ...). They are sent in the background (they cost the call no time;
+  Twilio ignores the responses) and ``partial_reorder_rate`` swaps a partial with the next one, so
+  requests can arrive out of order. ``partial_stability`` is the chance that the running transcript
+  ends as the final ``SpeechResult``; otherwise its last word is one the final result revises.
+* ``speech_endpoint_ms``: after the caller stops, Twilio's end-of-speech detection
+  (``speechTimeout="auto"``) waits this long before requesting the action with ``SpeechResult``.
+* ``play_gap_ms``: silence between two consecutive audio verbs (<Play>/<Say>) of a document.
+* ``barge_in_after_s``: on a share ``barge_in_rate`` of caller turns (seeded by CallSid and turn),
+  the caller starts their next line that many seconds into the answer. Audio nested in a <Gather>
+  stops there and the words go to the Gather's action; audio outside a <Gather> is not
+  interruptible: the words are lost (a non-fatal failure, where="caller") and the caller says them
+  again at the next <Gather>. A cut play event has ``interrupted=True``.
+
 Timing (simulated seconds, see :mod:`simulator.clock`): a webhook costs half the network
 round trip, the real HTTP time, and the other half; a first media fetch costs
 ``media_fetch_ms`` plus the real HTTP time; a cached one ``media_cached_ms``; playing, saying,
@@ -54,8 +73,10 @@ threads, each with its own SimulatedCall (and clock). :class:`MediaCache` and an
 from __future__ import annotations
 
 import math
+import random
 import threading
 import xml.etree.ElementTree as ET
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -179,6 +200,13 @@ class Knobs:
     max_documents: int = 200
     max_call_s: float = 3600.0
     status_callback_retries: int = 0  # Twilio's connection override ``#rc=N`` on the status callback URL
+    partial_cadence_ms: float = 300.0  # a partial result every this much of the caller's speech
+    partial_lag_words: int = 2  # StableSpeechResult trails UnstableSpeechResult by this many words
+    partial_stability: float = 0.9  # chance the running transcript ends as the final SpeechResult
+    partial_reorder_rate: float = 0.1  # chance a partial is sent after the next one
+    play_gap_ms: float = 0.0  # silence between consecutive audio verbs (Twilio's own gap; unpublished)
+    barge_in_after_s: float | None = None  # the caller talks over the answer this far in (None: never)
+    barge_in_rate: float = 1.0  # share of caller turns in which they do
 
 
 @dataclass(frozen=True)
@@ -302,6 +330,16 @@ class SimulatedCall:
         self._unanswered = 0
         self._ended_by: str | None = None
         self._ran = False
+        self._last_audio_end = -1.0
+        self._partials: ThreadPoolExecutor | None = None
+        self._partial_futures: list[tuple[float, str, Future]] = []
+        self._barge: tuple[int, float | None] = (-1, None)  # (script position, point in the answer) decided
+        self._answer_heard = 0.0  # answer audio played so far in this turn (seconds)
+        self._answer_pos = -1
+        self._lost: set[int] = set()
+        self.partials_sent = 0
+        self.interrupted = 0
+        self.lost_utterances = 0
 
     # ---- the call -------------------------------------------------------------------------
 
@@ -318,6 +356,8 @@ class SimulatedCall:
         try:
             return self._run()
         finally:
+            if self._partials is not None:
+                self._partials.shutdown(wait=True)
             if owns_client and self._client is not None:
                 self._client.close()
 
@@ -334,6 +374,7 @@ class SimulatedCall:
             doc = self._execute(doc)
         ended_by = self._ended_by or "end_of_document"
         duration = self.clock.now()
+        self._collect_partials()
         self.timeline.add(duration, "hangup", reason=ended_by)
         self._status_callback(duration)
         turns = self.timeline.turns()
@@ -366,8 +407,10 @@ class SimulatedCall:
             tag = verb.tag
             if tag == "Play":
                 self._play_verb(verb, doc, answer=answer)
+                self._talk_over(answer)
             elif tag == "Say":
                 self._say(verb, answer=answer)
+                self._talk_over(answer)
             elif tag == "Pause":
                 self._pause(verb)
             elif tag == "Redirect":
@@ -425,7 +468,14 @@ class SimulatedCall:
         if media is not None:
             self._play(media, loop, answer=answer)
 
-    def _play(self, media: Media, loop: int, *, answer: bool) -> None:
+    def _gap(self) -> None:
+        """Twilio's silence between two consecutive audio verbs."""
+        if self.knobs.play_gap_ms and abs(self.clock.now() - self._last_audio_end) < 1e-9:
+            self.clock.sleep(self.knobs.play_gap_ms / 1000)
+
+    def _play(self, media: Media, loop: int, *, answer: bool, cut_s: float | None = None) -> None:
+        """Play ``media``; ``cut_s`` stops it that far in (the caller barged in)."""
+        self._gap()
         endless = loop == 0
         each = media.duration_s
         if endless:
@@ -434,31 +484,49 @@ class SimulatedCall:
         else:
             total = each * loop
             count = loop
+        interrupted = cut_s is not None and cut_s < total
+        if interrupted:
+            total = max(0.0, cut_s)
+            count = max(1, math.ceil(total / each)) if each > 0 else 1
+            endless = False
         start = self.clock.now()
-        self.timeline.add(start, "play", total, url=media.url, loop=loop, clip_s=each, answer=answer, system=False)
+        extra = {"interrupted": True} if interrupted else {}
+        self.timeline.add(start, "play", total, url=media.url, loop=loop, clip_s=each, answer=answer, system=False,
+                          **extra)
         self.audio_segments.extend(AudioSegment(start + k * each, "play", media.data) for k in range(count))
         self.clock.sleep(total)
+        self._last_audio_end = self.clock.now()
         if endless:
             self._ended_by = "caller_hangup"
 
-    def _say(self, verb: ET.Element, *, answer: bool, system: bool = False) -> None:
+    def _say(self, verb: ET.Element, *, answer: bool, system: bool = False, cut_s: float | None = None) -> None:
         text = " ".join("".join(verb.itertext()).split())
         loop = self._loop(verb)
-        self._speak_twilio(text, verb.get("voice"), verb.get("language"), loop, answer=answer, system=system)
+        self._speak_twilio(text, verb.get("voice"), verb.get("language"), loop, answer=answer, system=system,
+                           cut_s=cut_s)
 
     def _speak_twilio(
-        self, text: str, voice: str | None, language: str | None, loop: int, *, answer: bool, system: bool
+        self, text: str, voice: str | None, language: str | None, loop: int, *, answer: bool, system: bool,
+        cut_s: float | None = None,
     ) -> None:
+        if not system:
+            self._gap()
         each = say_duration_s(text)
         endless = loop == 0
         total = self.knobs.caller_patience_s if endless else each * loop
         count = math.ceil(total / each) if endless else loop
+        interrupted = cut_s is not None and cut_s < total
+        if interrupted:
+            total, count, endless = max(0.0, cut_s), 1, False
         start = self.clock.now()
+        extra = {"interrupted": True} if interrupted else {}
         self.timeline.add(
-            start, "say", total, text=text, voice=voice, language=language, loop=loop, answer=answer, system=system
+            start, "say", total, text=text, voice=voice, language=language, loop=loop, answer=answer, system=system,
+            **extra,
         )
         self.audio_segments.extend(AudioSegment(start + k * each, "say", text) for k in range(count))
         self.clock.sleep(total)
+        self._last_audio_end = self.clock.now()
         if endless:
             self._ended_by = "caller_hangup"
 
@@ -496,6 +564,100 @@ class SimulatedCall:
             return None
         return self._request_twiml(urljoin(doc.url, target), method, {}, via="redirect")
 
+    # ---- barge-in -------------------------------------------------------------------------
+
+    def _barge_point(self) -> float | None:
+        """How far into this turn's answer the caller starts talking, or None (decided once per turn, seeded)."""
+        pos = self._script_pos
+        if self._barge[0] != pos:
+            point = None
+            after = self.knobs.barge_in_after_s
+            if after is not None and 0 < pos < len(self.config.script):
+                rng = random.Random(f"{self.config.call_sid}|barge|{pos}")
+                if rng.random() < self.knobs.barge_in_rate:
+                    point = after
+            self._barge = (pos, point)
+        if self._answer_pos != pos:
+            self._answer_pos, self._answer_heard = pos, 0.0
+        return self._barge[1]
+
+    def _talk_over(self, answer: bool) -> None:
+        """After top-level answer audio: if the caller started talking during it, their words were lost."""
+        if not answer or self._ended_by is not None:
+            return
+        point = self._barge_point()
+        last = self.timeline.events[-1] if self.timeline.events else None
+        if last is None or not last.is_audio:
+            return
+        self._answer_heard += last.duration_s
+        pos = self._script_pos
+        if point is not None and self._answer_heard > point and pos not in self._lost:
+            self._lost.add(pos)
+            self.lost_utterances += 1
+            self._fail(None, "caller", f"the caller spoke {self.config.script[pos]!r} over an answer that is not in a "
+                       "<Gather>: the words were lost; they will say it again")
+
+    # ---- partial results ------------------------------------------------------------------
+
+    def _speak(self, utterance: str, speaking: float, partial_url: str | None) -> None:
+        """The caller speaks for ``speaking`` seconds; partial results go to ``partial_url`` meanwhile."""
+        if not partial_url:
+            self.clock.sleep(speaking)
+            return
+        k = self.knobs
+        words = utterance.split()
+        rng = random.Random(f"{self.config.call_sid}|partial|{self._script_pos}")
+        if words and rng.random() >= k.partial_stability:
+            last = words[-1]
+            words[-1] = last[:-1] if len(last) > 3 else last + "s"  # the final result revises this word
+        cadence = max(0.05, k.partial_cadence_ms / 1000)
+        moments = [t for t in (cadence * i for i in range(1, 10_000)) if t < speaking - 1e-9][:200] + [speaking]
+        held: list[dict[str, str]] = []
+        elapsed = 0.0
+        for seq, t in enumerate(moments, start=1):
+            self.clock.sleep(t - elapsed)
+            elapsed = t
+            heard = min(len(words), max(1, math.ceil(len(words) * t / speaking))) if words else 0
+            last = seq == len(moments)  # the caller stopped: the recognizer settles on what it heard
+            stable = heard if last else max(0, heard - k.partial_lag_words)
+            params = {"UnstableSpeechResult": " ".join(words[:heard]),
+                      "StableSpeechResult": " ".join(words[:stable]),
+                      "SequenceNumber": str(seq)}
+            if seq < len(moments) and rng.random() < k.partial_reorder_rate:
+                held.append(params)  # sent after the next one
+                continue
+            self._post_partial(partial_url, params)
+            for late in held:
+                self._post_partial(partial_url, late)
+            held.clear()
+        for late in held:
+            self._post_partial(partial_url, late)
+
+    def _post_partial(self, url: str, extra: dict[str, str]) -> None:
+        params = self._params("in-progress")
+        params.update(extra)
+        if self._partials is None:
+            self._partials = ThreadPoolExecutor(max_workers=2, thread_name_prefix="partial")
+        self.partials_sent += 1
+        self.timeline.add(self.clock.now(), "webhook", url=url, method="POST", via="partial", status=None,
+                          server_s=None, sequence=int(extra["SequenceNumber"]))
+        self._partial_futures.append((self.clock.now(), url, self._partials.submit(
+            lambda: self._send(url, "POST", params, self.knobs.webhook_timeout_s, detached=True))))
+
+    def _collect_partials(self) -> None:
+        """Twilio ignores partial-result responses but logs failures: record them (non-fatal)."""
+        for t, url, future in self._partial_futures:
+            try:
+                response, _, _ = future.result()
+            except _Fatal as fatal:
+                self.timeline.add_failure(Failure(t, fatal.failure.code, "partial", fatal.failure.message, url=url))
+                continue
+            if not response.is_success:
+                self.timeline.add_failure(Failure(t, HTTP_RETRIEVAL_FAILURE, "partial",
+                                                  f"HTTP {response.status_code} from the partial result callback",
+                                                  url=url))
+        self._partial_futures.clear()
+
     def _gather(self, verb: ET.Element, doc: _Document) -> _Document | None:
         """Run a <Gather>; a document to continue with, or None to fall through (or end)."""
         children = list(verb)
@@ -504,17 +666,28 @@ class SimulatedCall:
             if child.tag == "Play":
                 url = self._media_url(child, doc, in_gather=True)
                 prefetched[idx] = self._fetch(url, in_gather=True) if url else None
+        point = self._barge_point() if children else None
+        interrupted = False
         for idx, child in enumerate(children):
+            cut = None if point is None else max(0.0, point - self._answer_heard)
+            before = self.clock.now()
             if child.tag == "Play":
                 media = prefetched[idx]
                 if media is not None:
-                    self._play(media, self._loop(child), answer=True)
+                    self._play(media, self._loop(child), answer=True, cut_s=cut)
             elif child.tag == "Say":
-                self._say(child, answer=True)
+                self._say(child, answer=True, cut_s=cut)
             else:
                 self._pause(child)
             if self._ended_by is not None:
                 return None
+            if child.tag in ("Play", "Say"):
+                self._answer_heard += self.clock.now() - before
+            last = self.timeline.events[-1] if self.timeline.events else None
+            if last is not None and last.detail.get("interrupted"):
+                interrupted = True
+                self.interrupted += 1
+                break
         action = urljoin(doc.url, verb.get("action")) if verb.get("action") else doc.url
         method = verb.get("method", "POST").upper()
         if method not in ("GET", "POST"):
@@ -535,8 +708,10 @@ class SimulatedCall:
         if utterance is not None:
             speaking = self.knobs.caller_speaking_s
             speaking = say_duration_s(utterance) if speaking is None else speaking
-            self.timeline.add(self.clock.now(), "speak", speaking, text=utterance)
-            self.clock.sleep(speaking)
+            detail = {"barge_in": True} if interrupted else {}
+            self.timeline.add(self.clock.now(), "speak", speaking, text=utterance, **detail)
+            partial = verb.get("partialResultCallback") if hears_speech else None
+            self._speak(utterance, speaking, urljoin(doc.url, partial) if partial else None)
             if hears_speech:
                 self.clock.sleep(self.knobs.speech_endpoint_ms / 1000)
                 params = {"SpeechResult": utterance, "Confidence": f"{self.knobs.confidence:g}"}
@@ -589,14 +764,18 @@ class SimulatedCall:
         return url, params, self._validator.compute_signature(url, params)
 
     def _send(
-        self, url: str, method: str, params: dict[str, str], timeout_s: float
+        self, url: str, method: str, params: dict[str, str], timeout_s: float, *, detached: bool = False
     ) -> tuple[httpx.Response, float, str]:
-        """Send one signed webhook, timed in real seconds. Raises _Fatal (11200/11205) on transport errors."""
+        """Send one signed webhook, timed in real seconds. Raises _Fatal (11200/11205) on transport errors.
+
+        ``detached``: sent beside the call (a partial result, on another thread): its time is not the
+        call's, so the call's clock is left alone.
+        """
         target, body, signature = self._signed(url, method, params)
         headers = {"X-Twilio-Signature": signature, "User-Agent": USER_AGENT}
         timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
         assert self._client is not None
-        with self.clock.real() as watch:
+        with (Clock(math.inf).real() if detached else self.clock.real()) as watch:
             try:
                 response = self._client.request(method, target, data=body, headers=headers, timeout=timeout)
             except httpx.TimeoutException as exc:

@@ -39,9 +39,9 @@ def test_fillers_and_greeting_now_as_json_urls(admin_client, app, provider):
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     body = response.get_json()
-    texts = list(business.fillers) + [business.greeting]
+    texts = list(business.fillers) + list(business.short_fillers) + [business.greeting]
     assert body["business"] == "demo"
-    assert [c["kind"] for c in body["clips"]] == ["filler"] * 4 + ["greeting"]
+    assert [c["kind"] for c in body["clips"]] == ["filler"] * 6 + ["greeting"]
     assert [c["text"] for c in body["clips"]] == [canon(t) for t in texts]
     for clip, text in zip(body["clips"], texts):
         key = content_key(text, business.voice)
@@ -53,8 +53,8 @@ def test_fillers_and_greeting_now_as_json_urls(admin_client, app, provider):
         with admin_client.get(clip["url"]) as served:
             assert served.status_code == 200 and served.data[:4] == b"RIFF"
     again = admin_client.post("/admin/filler/demo", headers=AUTH).get_json()
-    assert [c["source"] for c in again["clips"]] == ["index"] * 5
-    assert len(provider.calls) == 5
+    assert [c["source"] for c in again["clips"]] == ["index"] * 7
+    assert len(provider.calls) == 7
 
 
 def test_fillers_of_an_unknown_business_404(admin_client):
@@ -94,8 +94,8 @@ def test_precompute_starts_a_background_run_and_returns_at_once(admin_client, ap
     else:
         raise AssertionError("the background run did not finish")
     lock.release()
-    assert len(provider.calls) == 35  # the demo's fixed phrases and the FAQ responder's (see test_precompute_runner.FIXED_DEMO_CLIPS)
-    assert len(list(app.extensions["warmline"].store.list("tts/"))) == 35
+    assert len(provider.calls) == 37  # the demo's fixed phrases and the FAQ responder's (see test_precompute_runner.FIXED_DEMO_CLIPS)
+    assert len(list(app.extensions["warmline"].store.list("tts/"))) == 37
 
 
 @pytest.mark.parametrize("body, detail", [

@@ -7,7 +7,8 @@ import hashlib
 import pytest
 
 from app.speech.canon import canon, is_speakable
-from app.speech.keys import OBJECT_PREFIX, content_key, is_object_name, object_name
+from app.speech.keys import KEY_VERSION, OBJECT_PREFIX, content_key, object_name
+from cdn.names import CLIP_KEY_VERSIONS, is_object_name
 from app.speech.voices import Voice
 
 JOE = Voice("piper", "en_US-joe-medium")
@@ -126,6 +127,10 @@ def test_key_is_the_documented_sha256() -> None:
     parts = ["v1", "piper", "en_US-joe-medium", "mulaw", "8000", "1", "hello."]
     assert hashlib.sha256("|".join(parts).encode()).hexdigest() == KEY
     assert len(KEY) == 64 and set(KEY) <= set("0123456789abcdef")
+
+
+def test_the_current_key_version_is_one_stores_accept() -> None:
+    assert KEY_VERSION in CLIP_KEY_VERSIONS and OBJECT_PREFIX == f"tts/{KEY_VERSION}/"
 
 
 def test_object_name() -> None:

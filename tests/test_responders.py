@@ -15,7 +15,7 @@ from app.responders import FaqResponder, Reply, make_responder
 from app.responders.faq import extract_name, extract_time
 from app.responders.openai import OpenAIResponder
 from app.responders.replay import LatencyModel, ReplayResponder
-from simulator.corpus import Dialogue, Turn, load_dialogues
+from precompute.corpus import Dialogue, Turn, load_dialogues
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "sgd-dev.jsonl"

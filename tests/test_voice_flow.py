@@ -79,7 +79,9 @@ def test_incoming_plays_the_greeting_then_gathers(make_app):
     v = verbs(response.data)
     assert v[0] == ("Play", {}, BASE + greeting_url, [])
     assert v[1] == ("Gather", {"input": "speech", "action": f"{BASE}/voice/process/demo/{call_sid}", "method": "POST",
-                               "speechTimeout": "auto", "timeout": "6", "language": "en-US"}, "", [])
+                               "speechTimeout": "auto", "timeout": "6", "language": "en-US",
+                               "partialResultCallback": f"{BASE}/voice/partial/demo/{call_sid}?turn=1",
+                               "partialResultCallbackMethod": "POST", "speechModel": "deepgram_nova-3"}, "", [])
     assert [x[0] for x in v] == ["Play", "Gather", "Say", "Gather", "Say", "Hangup"]
     assert v[2][1] == {"voice": "Polly.Joanna-Neural", "language": "en-US"} and v[2][2] == "Are you still there?"
 

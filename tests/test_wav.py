@@ -11,7 +11,7 @@ import soundfile
 
 from app.errors import InvalidAudio
 from app.speech.ulaw import lin2ulaw, ulaw2lin
-from app.speech.wav import UlawWav, parse_ulaw_wav, ulaw_wav, validate_ulaw_wav, wav_duration_s
+from cdn.wav import UlawWav, parse_ulaw_wav, ulaw_wav, validate_ulaw_wav, wav_duration_s
 
 FMT_MULAW_8K = struct.pack("<HHIIHHH", 7, 1, 8000, 8000, 1, 8, 0)
 
@@ -244,7 +244,7 @@ def test_validate_rejects_garbage() -> None:
 
 def test_a_truncated_body_with_real_sizes_is_rejected():
     from app.errors import InvalidAudio
-    from app.speech.wav import parse_ulaw_wav, ulaw_wav
+    from cdn.wav import parse_ulaw_wav, ulaw_wav
 
     whole = ulaw_wav(bytes(range(256)) * 8)
     with pytest.raises(InvalidAudio, match="truncated"):
@@ -255,7 +255,7 @@ def test_a_truncated_body_with_real_sizes_is_rejected():
 def test_streaming_placeholders_mean_the_rest_of_the_file(placeholder):
     import struct
 
-    from app.speech.wav import parse_ulaw_wav, ulaw_wav
+    from cdn.wav import parse_ulaw_wav, ulaw_wav
 
     samples = bytes(range(256)) * 8
     whole = bytearray(ulaw_wav(samples))

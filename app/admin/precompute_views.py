@@ -35,8 +35,8 @@ def _json(body: dict[str, Any], status: int = 200):
 
 
 def publish_fixed(runtime: Any, business: Any) -> list[dict[str, Any]]:
-    """Publish ``business``'s fillers and greeting now; their clips, in order. Raises WarmlineError."""
-    texts = [("filler", f) for f in business.fillers] + [("greeting", business.greeting)]
+    """Publish ``business``'s fillers (short ones too) and greeting now; their clips, in order. Raises WarmlineError."""
+    texts = [("filler", f) for f in (*business.fillers, *business.short_fillers)] + [("greeting", business.greeting)]
     clips = []
     for kind, text in texts:
         clip = runtime.synthesizer.clip(text, business.voice)

@@ -7,6 +7,12 @@ of its reply: ``[END]`` (hang up after speaking) or ``[TRANSFER]`` (put the call
 markers are stripped from the spoken text. Every failure — timeout, connection error, non-2xx,
 malformed JSON, empty content — raises :class:`~app.errors.ResponderError`, translated here.
 
+``OpenAIResponder.stream`` asks for ``"stream": true`` and reads server-sent events (``data: {json}``
+lines whose ``choices[0].delta.content`` carry the next tokens, then ``data: [DONE]``), handing out
+each sentence as soon as it is complete (:class:`~app.responders.stream.ReplyStream`); a server that
+ignores ``stream`` and answers one JSON body is read as one piece. :func:`safe_stream` is the
+streaming twin of :func:`safe_reply` and wraps responders that cannot stream as a one-shot stream.
+
 Thread-safe: the responder holds only immutable configuration and a shared ``httpx.Client``
 (itself thread-safe). The constructor does no I/O.
 """
@@ -17,6 +23,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,6 +31,7 @@ import httpx
 from app.business import Business
 from app.errors import ResponderError
 from app.responders.base import Reply, Responder, prior_history
+from app.responders.stream import ReplyStream, SafeStream, one_shot
 from app.speech.canon import is_speakable
 from app.speech.segment import split_sentences
 
@@ -169,6 +177,76 @@ class OpenAIResponder:
             raise ResponderError(f"LLM reply content is {type(content).__name__}, not text")
         return parse_content(content, business, truncated=choice.get("finish_reason") == "length")
 
+    def stream(self, business: Business, history: list[dict[str, Any]], utterance: str) -> ReplyStream:
+        """The reply as a stream of sentences (``"stream": true``); see the module docstring.
+
+        No I/O until the first ``next()``. Iterating raises ResponderError for every failure
+        (before or during the stream); ``timeout_s`` bounds the whole exchange, first byte to last.
+        """
+        body = {
+            "model": self.model,
+            "messages": build_messages(business, history, utterance),
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "stream": True,
+        }
+        state = {"finish": None}
+        events = self._events(body, state)
+        return ReplyStream(events, business, truncated=lambda: state["finish"] == "length", close=events.close)
+
+    def _events(self, body: dict[str, Any], state: dict[str, Any]) -> Iterator[str]:
+        """Raw content deltas of a streamed completion (or the whole content of a JSON answer)."""
+        headers = {"Accept": "text/event-stream"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            with self.client.stream(
+                "POST", self.url, json=body, headers=headers, timeout=httpx.Timeout(self.timeout_s)
+            ) as resp:
+                if not 200 <= resp.status_code < 300:
+                    raw = resp.read()[:200]
+                    raise ResponderError(f"LLM answered HTTP {resp.status_code}: {raw.decode('utf-8', 'replace')}")
+                kind = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+                if kind != "text/event-stream":
+                    # The server ignored "stream": one JSON body, read like the non-streaming path.
+                    data = _json(_read_bounded(resp, deadline, self.timeout_s))
+                    content, finish = _message_content(data)
+                    state["finish"] = finish
+                    yield content
+                    return
+                size = 0
+                for line in resp.iter_lines():
+                    size += len(line) + 1
+                    if size > MAX_RESPONSE_BYTES:
+                        raise ResponderError(f"LLM reply larger than {MAX_RESPONSE_BYTES} bytes")
+                    if time.monotonic() > deadline:
+                        raise ResponderError(f"LLM reply took longer than {self.timeout_s} s")
+                    if not line.startswith("data:"):
+                        continue  # blank separators, comments (": keep-alive"), event:/id: fields
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        return
+                    chunk = _json(payload.encode())
+                    try:
+                        choice = chunk["choices"][0]
+                    except (KeyError, IndexError, TypeError) as exc:
+                        if isinstance(chunk, dict) and "error" in chunk:
+                            raise ResponderError(f"LLM stream error: {str(chunk['error'])[:200]}") from exc
+                        continue  # e.g. a usage-only chunk
+                    if not isinstance(choice, dict):
+                        continue
+                    if choice.get("finish_reason"):
+                        state["finish"] = choice["finish_reason"]
+                    delta = choice.get("delta") or {}
+                    content = delta.get("content") if isinstance(delta, dict) else None
+                    if isinstance(content, str) and content:
+                        yield content
+        except httpx.TimeoutException as exc:
+            raise ResponderError(f"LLM timed out after {self.timeout_s} s: {type(exc).__name__}") from exc
+        except httpx.HTTPError as exc:
+            raise ResponderError(f"LLM request failed: {type(exc).__name__}: {exc}") from exc
+
     def _post(self, body: dict[str, Any]) -> Any:
         headers = {"Accept": "application/json"}
         if self.api_key:
@@ -199,6 +277,38 @@ class OpenAIResponder:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ResponderError(f"LLM reply is not JSON: {exc}") from exc
+
+
+def _read_bounded(resp: httpx.Response, deadline: float, timeout_s: float) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in resp.iter_bytes():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise ResponderError(f"LLM reply larger than {MAX_RESPONSE_BYTES} bytes")
+        if time.monotonic() > deadline:
+            raise ResponderError(f"LLM reply took longer than {timeout_s} s")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ResponderError(f"LLM reply is not JSON: {exc}") from exc
+
+
+def _message_content(data: Any) -> tuple[str, str | None]:
+    """(content, finish_reason) of a non-streamed completion; ResponderError when malformed."""
+    try:
+        choice = data["choices"][0]
+        content = choice["message"]["content"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise ResponderError(f"LLM reply has no choices[0].message.content: {exc!r}") from exc
+    if not isinstance(content, str):
+        raise ResponderError(f"LLM reply content is {type(content).__name__}, not text")
+    return content, choice.get("finish_reason")
 
 
 def trim_reply(reply: Reply, max_chars: int = MAX_REPLY_CHARS) -> Reply:
@@ -255,3 +365,23 @@ def safe_reply(responder: Responder, business: Business, history: list[dict[str,
         fallback = {"end": "goodbye", "transfer": "transfer"}.get(reply.action, "apology")
         return Reply(business.prompt(fallback), reply.action)
     return trim_reply(reply)
+
+
+def safe_stream(responder: Responder, business: Business, history: list[dict[str, Any]],
+                utterance: str) -> ReplyStream | SafeStream:
+    """The responder's reply as a stream of sentences, never an exception of its own (see ``safe_reply``).
+
+    A responder with a ``stream`` method (the OpenAI-compatible one) streams: sentences come as
+    the model writes them; a failure before the first sentence becomes the apology, one after it
+    ends the reply with what was said. Any other responder (FAQ, replay) is called at once and its
+    reply handed out as a one-shot stream with its marks. Thread-safe when the responder is; the
+    stream itself belongs to one consumer.
+    """
+    stream = getattr(responder, "stream", None)
+    if stream is None:
+        return one_shot(safe_reply(responder, business, history, utterance))
+
+    def failed(exc: ResponderError) -> None:
+        log.warning("responder %s failed for business %s: %s", type(responder).__name__, business.id, exc)
+
+    return SafeStream(lambda: stream(business, history, utterance), business, MAX_REPLY_CHARS, on_error=failed)

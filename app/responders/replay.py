@@ -9,7 +9,7 @@ the one whose first user turn matches the call's first utterance (case, punctuat
 ignored), else one picked by a hash of that utterance — stable across workers and hosts.
 
 Dialogues are duck-typed (``.id`` and ``.turns`` of ``(speaker, text, slots)`` with speakers
-``"user"``/``"system"``, as :mod:`simulator.corpus` loads them), so ``app`` does not import the
+``"user"``/``"system"``, as :mod:`precompute.corpus` loads them), so ``app`` does not import the
 simulator. Thread-safe: immutable after construction; the latency model locks its RNG.
 """
 

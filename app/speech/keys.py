@@ -4,19 +4,21 @@ Pure and thread-safe.
 
     key         = sha256("v1" | provider | model | encoding | sample_rate | speed | canon(text))
     object name = tts/v1/<voice-slug>/<key[:2]>/<key>.wav
+
+The shape of an object name is checked by :func:`cdn.names.is_object_name` (stores check names
+without knowing voices); this module makes them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 
 from app.speech.canon import canon
 from app.speech.voices import Voice
+from cdn.names import OBJECT_ROOT, is_object_name
 
 KEY_VERSION = "v1"
-OBJECT_PREFIX = f"tts/{KEY_VERSION}/"
-OBJECT_NAME_RE = re.compile(r"^tts/v1/[a-z0-9_-]{1,80}/[0-9a-f]{2}/[0-9a-f]{64}\.wav$")
+OBJECT_PREFIX = f"{OBJECT_ROOT}{KEY_VERSION}/"
 
 
 def content_key(text: str, voice: Voice) -> str:
@@ -38,6 +40,4 @@ def object_name(key: str, voice: Voice) -> str:
     return f"{OBJECT_PREFIX}{voice.slug}/{key[:2]}/{key}.wav"
 
 
-def is_object_name(name: str) -> bool:
-    """True when ``name`` is exactly of the form :func:`object_name` produces."""
-    return OBJECT_NAME_RE.fullmatch(name) is not None and name.split("/")[3] == name.rsplit("/", 1)[1][:2]
+__all__ = ["KEY_VERSION", "OBJECT_PREFIX", "content_key", "is_object_name", "object_name"]

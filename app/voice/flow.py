@@ -21,6 +21,7 @@ from app.speech.pieces import split_pieces
 from app.voice import twiml
 from app.voice.arms import CONTROL
 from app.voice import turn as T
+from app.voice.listening import listen_options
 from app.voice.pacing import Pacing
 from app.voice.turn import ABANDONED, FAILED, Turn
 from app.voice.turns import TurnEngine
@@ -38,6 +39,9 @@ class Urls:
 
     def process(self) -> str:
         return f"{self.base}/voice/process/{self.business_id}/{self.call_sid}"
+
+    def partial(self) -> str:
+        return f"{self.base}/voice/partial/{self.business_id}/{self.call_sid}"
 
     def ready(self, turn: int, played: int) -> str:
         return f"{self.base}/voice/tts-ready/{self.business_id}/{self.call_sid}?" + urlencode({"turn": turn, "played": played})
@@ -84,6 +88,7 @@ class CallFlow:
             action=urls.process(), language=business.language,
             still_there=self.fixed(business, business.prompt("still_there"), urls),
             goodbye=self.fixed(business, business.prompt("goodbye"), urls),
+            **listen_options(business, urls, self.rt.state),
         )
 
     def finish(self, business: Business, items: list[twiml.Speak], action: str, urls: Urls) -> str:

@@ -49,6 +49,10 @@ class Listen:
     still_there: Speak
     goodbye: Speak
     timeout_s: int = 6
+    partial: str | None = None  # partialResultCallback: Twilio posts the running transcript here
+    speech_model: str | None = None  # pinned speechModel (None: Twilio picks)
+    speech_timeout: str = "auto"
+    barge_in: bool = False  # nest what is said before listening in the first <Gather> (interruptible)
 
 
 def say_text(text: str) -> str:
@@ -74,21 +78,36 @@ def _add(node: VoiceResponse | Gather, items: Sequence[Speak], say: SayVoice) ->
 
 
 def _gather(response: VoiceResponse, listen: Listen) -> Gather:
+    extra = {}
+    if listen.partial:
+        extra["partial_result_callback"] = listen.partial
+        extra["partial_result_callback_method"] = "POST"
+    if listen.speech_model:
+        extra["speech_model"] = listen.speech_model
     return response.gather(
         input="speech",
         action=listen.action,
         method="POST",
-        speech_timeout="auto",
+        speech_timeout=listen.speech_timeout,
         timeout=listen.timeout_s,
         language=listen.language,
+        **extra,
     )
 
 
 def speak_then_listen(items: Sequence[Speak], listen: Listen, say: SayVoice) -> str:
-    """Say ``items``, gather speech; on silence ask "still there?", gather again, then say goodbye and hang up."""
+    """Say ``items``, gather speech; on silence ask "still there?", gather again, then say goodbye and hang up.
+
+    With ``listen.barge_in`` the items play *inside* the first <Gather> (Twilio then fetches all of
+    them before the first plays, and stops playing when the caller starts talking: their words go to
+    the Gather's action); otherwise they play before it and the caller cannot interrupt them.
+    """
     response = VoiceResponse()
-    _add(response, items, say)
-    _gather(response, listen)
+    if listen.barge_in:
+        _add(_gather(response, listen), items, say)
+    else:
+        _add(response, items, say)
+        _gather(response, listen)
     _add(response, [listen.still_there], say)
     _gather(response, listen)
     _add(response, [listen.goodbye], say)

@@ -96,6 +96,27 @@ def tts_ready(business_id: str, call_sid: str) -> Response:
     return xml(_flow().ready(business, _urls(business, call_sid), turn, played))
 
 
+@bp.post("/partial/<business_id>/<call_sid>")
+@twilio_signed
+def partial(business_id: str, call_sid: str) -> Response:
+    """Twilio's partialResultCallback: the running transcript while the caller speaks (the body is ignored)."""
+    from app.voice.speculation import speculator
+
+    business = _business(business_id)
+    call_sid = _call_sid(call_sid)
+    try:
+        seq = int(request.form.get("SequenceNumber", ""))
+        turn = int(request.args["turn"]) if "turn" in request.args else None
+    except ValueError:
+        abort(400)
+    limit = current_app.extensions["warmline"].settings.max_speech_chars
+    rt = current_app.extensions["warmline"]
+    speculator(rt).on_partial(business, rt.state.get_call(call_sid), call_sid, turn=turn, seq=seq,
+                              unstable=clean_speech(request.form.get("UnstableSpeechResult", ""), limit),
+                              stable=clean_speech(request.form.get("StableSpeechResult", ""), limit))
+    return xml(str(twiml.VoiceResponse()))
+
+
 @bp.post("/fallback/<business_id>")
 @twilio_signed
 def fallback(business_id: str) -> Response:

@@ -1,4 +1,4 @@
-"""Recorded receptionist-style dialogues (shared/corpus/*.jsonl) as test traffic.
+"""Recorded receptionist-style dialogues (shared/corpus/*.jsonl): what precompute mines, what the simulator replays.
 
 The corpus (``sgd-dev.jsonl``) is derived from the Schema-Guided Dialogue dataset, (c) Google,
 CC BY-SA 4.0 — see ``LICENSE-NOTES.txt`` next to it. This module only reads it at run time.

@@ -1,0 +1,231 @@
+"""A reply as it is being written: sentences handed out the moment each one is complete.
+
+A turn job does not have to wait for the whole reply before the first sentence is synthesized:
+:class:`ReplyStream` is an iterator of *sentences* (cleaned of markdown and action markers, cut by
+:func:`app.speech.segment.split_sentences`), each yielded as soon as the text after it shows it has
+ended, and :attr:`ReplyStream.reply` is the whole :class:`~app.responders.base.Reply` once the
+iteration is over (its text is exactly the yielded sentences joined by single spaces).
+
+Sources:
+
+- :meth:`app.responders.openai.OpenAIResponder.stream` feeds the model's SSE deltas;
+- :func:`one_shot` wraps a finished Reply (any other responder, or an endpoint that ignored
+  ``stream``) as a stream whose sentences all come at once, marks kept;
+- :func:`safe_stream` is the streaming twin of :func:`~app.responders.openai.safe_reply`: it never
+  raises ResponderError (before the first sentence a failure becomes the apology; after it the reply
+  is what was said so far) and it stops handing out sentences at ``MAX_REPLY_CHARS``.
+
+When is a sentence complete? Only whole whitespace-separated tokens are cut (a token still being
+written may be "Dr" of "Dr." or "9" of "9.30"), and a sentence is handed out only when a further
+sentence has started after it: the boundary between two complete tokens is what
+``split_sentences`` decides on, so a sentence once handed out never changes.
+
+Not thread-safe: one consumer iterates a stream (the turn job's thread); :meth:`ReplyStream.close`
+may be called from that thread to abandon it (closes the HTTP response).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from app.errors import ResponderError
+from app.responders.base import Reply
+from app.speech.canon import is_speakable
+from app.speech.segment import split_sentences
+
+if TYPE_CHECKING:
+    from app.business import Business
+
+MARKER_RE = re.compile(r"\[\s*(END|TRANSFER)\s*\]", re.IGNORECASE)
+MARKDOWN_RE = re.compile(r"(\*\*|__|`+|^\s*#+\s*|^\s*[-*\u2022]\s+)", re.MULTILINE)
+
+
+def clean_text(raw: str) -> str:
+    """Spoken text of (part of) a model reply: markers and markdown removed, whitespace collapsed."""
+    return " ".join(MARKDOWN_RE.sub("", MARKER_RE.sub(" ", raw)).split())
+
+
+class SentenceCutter:
+    """Cuts raw model text, fed in pieces, into sentences as each one completes.
+
+    ``feed(delta)`` returns the sentences completed by that delta (possibly none);
+    ``finish()`` returns what is left (the last sentence, ``[]`` when nothing speakable is left).
+    ``truncated`` at finish drops an unfinished last sentence when earlier ones exist (the model
+    hit its token limit mid-sentence), like :func:`~app.responders.openai.parse_content`.
+    """
+
+    def __init__(self) -> None:
+        self.raw = ""
+        self._emitted = 0
+
+    def feed(self, delta: str) -> list[str]:
+        self.raw += delta
+        cut = max(self.raw.rfind(" "), self.raw.rfind("\n"), self.raw.rfind("\t"))
+        if cut <= 0:
+            return []
+        pieces = [p for p in split_sentences(clean_text(self.raw[:cut])) if is_speakable(p)]
+        # The last piece may still grow (its end is not known yet): hand out only the ones before it.
+        out = pieces[self._emitted : max(self._emitted, len(pieces) - 1)]
+        self._emitted += len(out)
+        return out
+
+    def finish(self, *, truncated: bool = False) -> list[str]:
+        pieces = [p for p in split_sentences(clean_text(self.raw)) if is_speakable(p)]
+        rest = pieces[self._emitted :]
+        if truncated and rest and len(pieces) > 1 and not rest[-1].endswith((".", "!", "?", '."', '!"', '?"')):
+            rest = rest[:-1]
+        self._emitted += len(rest)
+        return rest
+
+
+def action_of(raw: str, business: Business) -> str:
+    """``end`` / ``transfer`` / ``continue`` from the markers in the raw reply (as parse_content decides)."""
+    found = {m.upper() for m in MARKER_RE.findall(raw)}
+    if "TRANSFER" in found and business.transfer_number:
+        return "transfer"
+    if "END" in found:
+        return "end"
+    return "continue"
+
+
+class ReplyStream:
+    """An iterator of a reply's sentences; :attr:`reply` once it is exhausted (see the module docstring).
+
+    ``deltas`` yields raw text pieces and may raise ResponderError; ``truncated`` is asked at the
+    end (the model's ``finish_reason`` was ``length``); ``close`` abandons the source.
+    ``first_sentence_s`` / ``done_s`` are left to the consumer to measure.
+    """
+
+    def __init__(self, deltas: Iterable[str], business: Business, *, truncated: Callable[[], bool] = lambda: False,
+                 close: Callable[[], None] | None = None) -> None:
+        self._deltas = iter(deltas)
+        self._business = business
+        self._truncated = truncated
+        self._close = close
+        self._cutter = SentenceCutter()
+        self._pending: list[str] = []
+        self.sentences: list[str] = []
+        self.reply: Reply | None = None
+        self.streamed = True
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        while not self._pending:
+            if self.reply is not None:
+                raise StopIteration
+            try:
+                delta = next(self._deltas)
+            except StopIteration:
+                self._pending.extend(self._cutter.finish(truncated=self._truncated()))
+                self._finish()
+                continue
+            self._pending.extend(self._cutter.feed(delta))
+        sentence = self._pending.pop(0)
+        self.sentences.append(sentence)
+        return sentence
+
+    def _finish(self) -> None:
+        raw = self._cutter.raw
+        action = action_of(raw, self._business)
+        if not self._pending and not self.sentences:
+            if action in ("end", "transfer"):
+                prompt = self._business.prompt("goodbye" if action == "end" else "transfer")
+                self._pending.append(prompt)
+                self.reply = Reply(prompt, action)
+                return
+            raise ResponderError(f"the model's reply has nothing to say: {raw[:80]!r}")
+        self.reply = Reply(" ".join(self.sentences + self._pending), action)
+
+    def close(self) -> None:
+        """Abandon the stream (the turn ended): the source is closed, nothing more is read."""
+        if self._close is not None:
+            self._close()
+
+
+def one_shot(reply: Reply) -> ReplyStream:
+    """A finished reply as a stream: all its sentences at once; :attr:`ReplyStream.reply` is ``reply`` itself."""
+    stream = ReplyStream((), None)  # type: ignore[arg-type]
+    stream.streamed = False
+    stream._pending = [s for s in split_sentences(reply.text) if is_speakable(s)] or [reply.text]
+    stream.reply = reply
+    return stream
+
+
+class SafeStream:
+    """The streaming twin of ``safe_reply``: never raises ResponderError; bounded to ``max_chars``.
+
+    Iterate for sentences; :attr:`reply` afterwards (a finished Reply whose text is exactly the
+    sentences yielded). ``failed`` holds the error text when the responder failed.
+    """
+
+    def __init__(self, open_stream: Callable[[], ReplyStream], business: Business, max_chars: int,
+                 on_error: Callable[[ResponderError], None] | None = None) -> None:
+        self._open = open_stream
+        self._business = business
+        self._max_chars = max_chars
+        self._on_error = on_error
+        self._inner: ReplyStream | None = None
+        self._out: list[str] = []
+        self._chars = -1
+        self._done = False
+        self.reply: Reply | None = None
+        self.failed: str | None = None
+        self.streamed = False
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self._done:
+            raise StopIteration
+        try:
+            if self._inner is None:
+                self._inner = self._open()
+                self.streamed = self._inner.streamed
+            sentence = next(self._inner)
+        except StopIteration:
+            return self._end(self._inner.reply if self._inner is not None else None)
+        except ResponderError as exc:
+            self.failed = str(exc)
+            if self._on_error is not None:
+                self._on_error(exc)
+            if self._out:
+                return self._end(Reply(" ".join(self._out), "continue"))
+            apology = self._business.prompt("apology")
+            self._inner = one_shot(Reply(apology, "continue"))  # the rest of this stream is the apology
+            return next(self)
+        if self._chars + 1 + len(sentence) > self._max_chars and self._out:
+            self.close()  # past the limit: what was said is the reply
+            return self._end(Reply(" ".join(self._out), self._inner.reply.action if self._inner.reply else "continue"))
+        if self._chars + 1 + len(sentence) > self._max_chars:
+            from app.responders.openai import trim_reply
+
+            sentence = trim_reply(Reply(sentence), self._max_chars).text
+        self._chars += 1 + len(sentence)
+        self._out.append(sentence)
+        return sentence
+
+    def _end(self, reply: Reply | None) -> str:
+        if reply is None or not self._out:
+            reply = reply or Reply(self._business.prompt("apology"))
+        if self._out and " ".join(reply.text.split()) != " ".join(self._out):
+            reply = Reply(" ".join(self._out), reply.action)
+        self._finish(reply)
+        raise StopIteration
+
+    def _finish(self, reply: Reply) -> None:
+        self.reply = reply
+        self._done = True
+
+    def close(self) -> None:
+        """Abandon the stream; nothing more is read from the responder."""
+        self._done = True
+        if self._inner is not None:
+            self._inner.close()
+
+
+__all__ = ["ReplyStream", "SafeStream", "SentenceCutter", "action_of", "clean_text", "one_shot"]

@@ -1,0 +1,170 @@
+"""Producing an answer: the reply read as it streams, each piece's clip started at once, several at a time.
+
+:func:`produce` is the body of a turn job (and of a speculative one): it iterates a reply stream
+(:func:`app.responders.openai.safe_stream`), cuts each completed sentence into the business's pieces,
+reports the new pieces to a :class:`Sink` and starts their clips on a shared synthesis pool -- at most
+``per_turn`` of this answer's clips at once (the pool itself is sized to the TTS provider's
+concurrency) -- so the first sentence's clip is being made while the model still writes the rest,
+and a reply's later pieces are made side by side rather than one after another. Where they are
+played is the hops' business: they play the *ready prefix* in order.
+
+The sink is where the answer goes: the turn record (the engine's transitions, fenced by the job's
+generation) or a speculation's record. A sink method raises one of the exception types it names in
+``Sink.stops`` when the answer is no longer wanted (the turn ended, another job took it, the
+speculation was dropped): the producer then closes the stream (the HTTP request to the model is
+abandoned), starts no more clips and returns False; clips already being made finish on the pool
+(content-addressed and published, so harmless) but their results are not written.
+
+``whole`` and ``slot`` businesses cut pieces from the whole reply (slot marks need it), so for them
+the stream is read to its end first; ``sentence`` and ``clause`` cut each sentence as it completes.
+
+Thread-safety: one call of :func:`produce` runs on one thread; clip completions call
+``Sink.piece_ready`` from the synthesis pool's threads, so a sink must be thread-safe (the state
+store's atomic updates are).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from typing import Any, Protocol
+
+from app.speech.pieces import split_pieces
+
+log = logging.getLogger("warmline.answer")
+
+Piece = dict[str, Any]
+INCREMENTAL_SPLICES = ("sentence", "clause")
+
+
+class Sink(Protocol):
+    """Where a produced answer goes (see the module docstring). Thread-safe."""
+
+    stops: tuple[type[BaseException], ...]
+
+    def pieces_added(self, texts: Sequence[str]) -> None:
+        """New pieces (text only, not yet playable) at the end of the answer."""
+
+    def piece_ready(self, i: int, piece: Piece) -> None:
+        """Piece ``i`` has its clip (or failed and will be <Say>'d): a ``make_clip`` entry."""
+
+    def replied(self, text: str, action: str, ai_ms: float) -> None:
+        """The whole reply is known (after its last piece was added); ``ai_ms``: request to last token."""
+
+    def done(self) -> None:
+        """Every piece is ready."""
+
+
+class ReplyStreamLike(Protocol):
+    reply: Any
+
+    def __iter__(self) -> Any: ...
+
+    def __next__(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], Piece], sink: Sink,
+            synth: Executor, per_turn: int = 3, apology: str = "",
+            clock: Callable[[], float] = time.perf_counter) -> bool:
+    """Read ``stream``, feed ``sink``, make clips on ``synth``; True when the whole answer landed.
+
+    ``make_clip(text)`` returns a piece entry and never raises for a synthesis failure (it returns a
+    ``failed`` piece instead). ``apology`` is spoken when the reply has no piece at all.
+    """
+    if per_turn < 1:
+        raise ValueError("per_turn must be at least 1")
+    started = clock()
+    slots = threading.BoundedSemaphore(per_turn)
+    stopped = threading.Event()
+    futures: list[Future] = []
+    count = 0
+
+    def clip(i: int, text: str) -> None:
+        try:
+            if stopped.is_set():
+                return
+            piece = make_clip(text)
+            if stopped.is_set():
+                return
+            sink.piece_ready(i, piece)
+        except sink.stops:
+            stopped.set()
+        finally:
+            slots.release()
+
+    def add(texts: Iterable[str]) -> None:
+        nonlocal count
+        texts = [t for t in texts if t.strip()]
+        if not texts:
+            return
+        first = count
+        sink.pieces_added(texts)
+        count += len(texts)
+        for j, text in enumerate(texts):
+            slots.acquire()  # at most per_turn clips of this answer at once; the stream waits meanwhile
+            if stopped.is_set():
+                slots.release()
+                return
+            try:
+                futures.append(synth.submit(clip, first + j, text))
+            except RuntimeError:  # the pool is shut down (the process is stopping)
+                slots.release()
+                stopped.set()
+                return
+
+    try:
+        incremental = splice in INCREMENTAL_SPLICES
+        for sentence in stream:
+            if incremental:
+                add(split_pieces(sentence, splice))
+            if stopped.is_set():
+                break  # never ask the model for more once the answer is not wanted
+        if stopped.is_set():
+            stream.close()
+            return False
+        reply = stream.reply
+        ai_ms = (clock() - started) * 1000
+        if not incremental:
+            add(split_pieces(reply.text, splice, reply.marks))
+        if count == 0:
+            add([apology or reply.text])
+        if stopped.is_set():
+            return False
+        sink.replied(reply.text, reply.action, ai_ms)
+        wait_futures(futures)
+        if stopped.is_set():
+            return False
+        sink.done()
+        return True
+    except sink.stops:
+        stopped.set()
+        stream.close()
+        return False
+
+
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def synthesis_pool(workers: int) -> ThreadPoolExecutor:
+    """This process's pool for clip synthesis (made lazily, again after a fork). Thread-safe.
+
+    ``workers`` bounds the syntheses in flight across all answers of the process; size it to the
+    TTS provider's concurrency (Deepgram: about 15 per project).
+    """
+    key = (os.getpid(), workers)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synth")
+        return pool
+
+
+__all__ = ["INCREMENTAL_SPLICES", "Piece", "Sink", "produce", "synthesis_pool"]

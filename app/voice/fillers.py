@@ -1,0 +1,82 @@
+"""Choosing a filler from the predicted wait: a filler is a delay too.
+
+Once a ``<Play>`` starts, Twilio fetches the next document only when it ends, so a 1.4 s filler is a
+1.4 s floor on the answer when the answer is ready after 0.6 s. :class:`WaitPredictor` keeps, per
+business, how long recent answers took to become playable (first piece ready, seconds from the start
+of the turn's job); :func:`choose` picks, among the phrases a business may bridge with, the longest
+one that still ends before the answer is expected -- a very short acknowledgement ("Sure.") when the
+answer is close, the longer filler only when a long wait is expected -- and the shortest one when none
+fits (the silence budget still has to be kept). :func:`worth_bridging` says whether a bridge should
+start at all: not when the answer is expected within the shortest phrase's length.
+
+Durations come from the clips' own headers (the key index), so they are what the caller hears.
+Thread-safe: the predictor locks its samples; the rest is pure.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Sequence
+
+DEFAULT_WAIT_S = 1.2
+"""What the first turns of a process expect before anything was observed (an LLM reply plus a clip)."""
+MIN_SAMPLES = 4
+OVERHEAD_S = 0.15
+"""What follows a filler before the answer can play: the redirect's round trip and the clip's first fetch."""
+
+
+class WaitPredictor:
+    """Rolling per-business seconds from a turn job's start to its first playable piece. Thread-safe."""
+
+    def __init__(self, window: int = 64, quantile: float = 0.5) -> None:
+        if not 0 < quantile < 1:
+            raise ValueError("quantile must be between 0 and 1")
+        self.window = window
+        self.quantile = quantile
+        self._samples: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, business_id: str, first_piece_s: float | None) -> None:
+        if first_piece_s is None or first_piece_s < 0:
+            return
+        with self._lock:
+            self._samples.setdefault(business_id, deque(maxlen=self.window)).append(float(first_piece_s))
+
+    def expected_s(self, business_id: str) -> float:
+        """The ``quantile`` of recent first-piece times (DEFAULT_WAIT_S before MIN_SAMPLES were seen)."""
+        with self._lock:
+            samples = sorted(self._samples.get(business_id, ()))
+        if len(samples) < MIN_SAMPLES:
+            return DEFAULT_WAIT_S
+        return samples[min(len(samples) - 1, int(self.quantile * len(samples)))]
+
+    def remaining_s(self, business_id: str, elapsed_s: float) -> float:
+        """How much longer the answer is expected to take, ``elapsed_s`` after its job started (>= 0)."""
+        return max(0.0, self.expected_s(business_id) - max(0.0, elapsed_s))
+
+
+def choose(phrases: Sequence[tuple[str, float]], remaining_s: float, *, avoid: str | None = None) -> str:
+    """The longest phrase that ends before the answer is expected (``remaining_s`` minus OVERHEAD_S),
+    else the shortest; never ``avoid`` (the phrase just played) when another one exists.
+
+    ``phrases``: (text, duration in seconds); must not be empty.
+    """
+    if not phrases:
+        raise ValueError("no phrases to choose from")
+    pool = [p for p in phrases if p[0] != avoid] or list(phrases)
+    room = remaining_s - OVERHEAD_S
+    fitting = [p for p in pool if p[1] <= room]
+    if fitting:
+        return max(fitting, key=lambda p: (p[1], p[0]))[0]
+    return min(pool, key=lambda p: (p[1], p[0]))[0]
+
+
+def worth_bridging(phrases: Sequence[tuple[str, float]], remaining_s: float) -> bool:
+    """False when the answer is expected within the shortest phrase's length: a bridge would only delay it."""
+    if not phrases:
+        return False
+    return remaining_s > min(d for _, d in phrases)
+
+
+__all__ = ["DEFAULT_WAIT_S", "OVERHEAD_S", "WaitPredictor", "choose", "worth_bridging"]

@@ -1,0 +1,426 @@
+"""Speculative turns: start answering from Twilio's partial results, before the final SpeechResult.
+
+While the caller speaks, Twilio posts partial results (``UnstableSpeechResult``,
+``StableSpeechResult``, ``SequenceNumber``) to ``/voice/partial/...``. When the transcript looks
+*complete and stable* -- the stable part has caught up with the whole running transcript (the
+recognizer settled at the end of speech), or no newer partial came within ``quiet_s`` and the text
+does not end mid-phrase -- a speculative job starts: responder (streamed) and clips, exactly like a
+turn job, but written under the speculation's own record and key (:func:`speech_key`: ``canon()``
+of the text without the punctuation at word ends, which Twilio's running and final transcripts
+disagree on), never
+into a turn, the history or the turn log.
+
+When ``process`` arrives with the final ``SpeechResult`` it calls :meth:`Speculator.settle`: a
+speculation whose key equals that of ``SpeechResult`` and that was made for the same history is
+*adopted* (same :func:`speech_key`; the turn job follows it with :meth:`Speculator.follow` instead of calling the responder
+again); anything else is *discarded*: its job is fenced out at its next write (the stream is closed,
+no further clip is started), nothing it made reaches the caller, the history or the turn log; the
+clips it already published are ordinary content-addressed clips (a cache entry at worst).
+
+Bounds: one speculation record per call (so at most one live speculation: starting a new one fences
+the previous one out), at most ``MAX_PER_TURN`` per turn, a per-business switch
+(``speculate``, and ``listen.partial_results``), never for the control arm, and none after the
+turn's final result arrived (late or out-of-order partials are ignored by turn number and sequence).
+
+The record lives in the shared call state as turn record ``SLOT`` (0: real turns count from 1), so
+any worker can settle or follow a speculation started on another, and it is deleted with the call.
+Every write of the job checks, inside the store's atomic update, that the record still carries the
+job's generation and was not discarded (:class:`SpeculationDropped` otherwise).
+
+Thread-safe; one :class:`Speculator` per process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.business import Business
+from app.errors import SpeculationDropped, WarmlineError
+from app.speech.canon import canon
+from app.voice.answer import Piece
+
+log = logging.getLogger("warmline.speculation")
+
+SLOT = 0
+MAX_PER_TURN = 2
+IDLE, RUNNING, DONE, FAILED = "idle", "running", "done", "failed"
+ADOPTED, DISCARDED = "adopted", "discarded"
+# A transcript ending in one of these is mid-phrase ("I'd like to book a"): not worth a speculation.
+_OPEN_ENDINGS = frozenset(
+    """a an the to of for with and or but my your our their his her its at in on from by about into than
+    that which who whose if so because is are was were be been am i i'm i'd i'll we you it's this these those
+    some any can could would should will shall do does did have has had um uh er like""".split()
+)
+
+
+@dataclass(frozen=True)
+class Speculation:
+    """The call's speculation record (see the module docstring). Times are epoch seconds."""
+
+    turn: int = 0  # the turn it is for (the call's turn count + 1 when the partials came)
+    seq: int = 0  # highest SequenceNumber seen for that turn
+    text: str = ""  # the latest running transcript
+    stable: str = ""
+    heard_at: float = 0.0
+    closed: bool = False  # the final result arrived: nothing more starts for this turn
+    gen: int = 0  # generation of the current speculation (0: none started yet)
+    count: int = 0  # speculations started for this turn
+    key: str = ""  # speech_key() (canon() without trailing punctuation) of the text it answers
+    utterance: str = ""
+    history_len: int = 0
+    status: str = IDLE
+    fate: str | None = None  # adopted / discarded, once settled
+    started: float = 0.0
+    pieces: tuple[Piece, ...] = ()
+    reply: str | None = None
+    action: str | None = None
+    ai_ms: float | None = None
+    error: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["pieces"] = [dict(p) for p in self.pieces]
+        out["extra"] = dict(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any] | None) -> Speculation:
+        if not record:
+            return cls()
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in record.items() if k in names}
+        values["pieces"] = tuple(dict(p) for p in values.get("pieces") or ())
+        values["extra"] = dict(values.get("extra") or {})
+        return cls(**values)
+
+    @property
+    def live(self) -> bool:
+        return self.count > 0 and self.fate is None and self.status in (RUNNING, DONE)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What :meth:`Speculator.settle` decided for a turn: ``gen`` to follow when adopted (else None),
+    ``started`` speculations for this turn (each one a responder call), ``outcome`` for the turn log."""
+
+    gen: int | None
+    started: int
+    outcome: str  # "adopted" | "discarded" | "none"
+    head_start_ms: float | None = None  # how long the adopted speculation had been running
+
+
+_TRAILING_PUNCT = ",.;:!?\u2026"
+
+
+def speech_key(text: str) -> str:
+    """The speculation key of a transcript: ``canon(text)`` with the punctuation at word ends dropped.
+
+    Twilio's running transcripts and its final SpeechResult differ in punctuation ("book a cleaning
+    please" / "Book a cleaning, please."); the words, their order and canon()'s case folding must match
+    exactly. Punctuation inside a token stays ("9.30", "1,200"). Deterministic, not fuzzy.
+    """
+    return " ".join(w for w in (t.rstrip(_TRAILING_PUNCT) for t in canon(text).split()) if w)
+
+
+def looks_complete(text: str) -> bool:
+    """A running transcript that could be the whole utterance: two words or more, not ending mid-phrase."""
+    words = canon(text).rstrip(".!?").split()
+    return len(words) >= 2 and words[-1].strip(",;:") not in _OPEN_ENDINGS
+
+
+def complete_and_stable(unstable: str, stable: str) -> bool:
+    """Twilio's stable part has caught up with the running transcript, which looks complete."""
+    return bool(stable.strip()) and speech_key(stable) == speech_key(unstable) and looks_complete(unstable)
+
+
+class _Timers:
+    """One daemon thread running delayed calls (the quiet-window checks). Thread-safe; per process."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._n = 0
+        self._thread: threading.Thread | None = None
+
+    def call_later(self, delay_s: float, fn: Callable[[], None]) -> None:
+        with self._cond:
+            self._n += 1
+            heapq.heappush(self._heap, (time.monotonic() + delay_s, self._n, fn))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="speculation-timers", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._cond.wait(None if not self._heap else self._heap[0][0] - time.monotonic())
+                _, _, fn = heapq.heappop(self._heap)
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - a timer thread must survive one bad check; logged
+                log.exception("speculation check failed")
+
+
+class Speculator:
+    """Starts, settles and follows the speculations of this process's calls (see the module docstring).
+
+    ``start_job(fn, *args)`` runs a speculation job on the process's turn pool (returns False when the
+    pool refused it); ``produce_job(business, call_sid, gen, history, text, sink)`` is the job's body
+    (responder stream -> pieces -> clips, see :func:`app.voice.answer.produce`). ``quiet_s``: a
+    transcript unchanged this long (and looking complete) starts a speculation even when Twilio's
+    stable part never caught up.
+    """
+
+    def __init__(self, *, state: Any, ttl_s: float, start_job: Callable[..., bool],
+                 produce_job: Callable[[Business, str, int, list[dict[str, Any]], str, Any], bool],
+                 quiet_s: float = 0.35, clock: Callable[[], float] = time.time,
+                 timers: _Timers | None = None) -> None:
+        self.state = state
+        self.ttl_s = ttl_s
+        self.start_job = start_job
+        self.produce_job = produce_job
+        self.quiet_s = quiet_s
+        self.clock = clock
+        self.timers = timers or _Timers()
+        self.enabled = True  # False: partial results are noted, no speculation starts (settle still closes turns)
+
+    # --- records ---------------------------------------------------------------------------------
+    def get(self, call_sid: str) -> Speculation:
+        return Speculation.from_dict(self.state.get_turn(call_sid, SLOT))
+
+    def _update(self, call_sid: str, fn: Callable[[Speculation], Speculation]) -> Speculation:
+        record = self.state.update_turn(call_sid, SLOT, lambda r: fn(Speculation.from_dict(r)).to_dict(), self.ttl_s)
+        return Speculation.from_dict(record)
+
+    # --- partial results -------------------------------------------------------------------------
+    def on_partial(self, business: Business, call: Mapping[str, Any] | None, call_sid: str, *, turn: int | None,
+                   unstable: str, stable: str, seq: int) -> str:
+        """Take one partial result; returns what was done ("off", "stale", "noted", "started", ...)."""
+        if not (business.speculate and business.partial_results) or not call or call.get("arm") == "control":
+            return "off"
+        upcoming = int(call.get("turn") or 0) + 1
+        if (turn is not None and turn != upcoming) or not unstable.strip():
+            return "stale"
+        now = self.clock()
+        box: dict[str, bool] = {}
+
+        def note(spec: Speculation) -> Speculation:
+            if spec.turn != upcoming:
+                # A new turn: a fresh record, and a new generation fences out any job of the old one.
+                spec = Speculation(turn=upcoming, gen=spec.gen + 1)
+            if spec.closed or seq <= spec.seq:
+                box["stale"] = True
+                return spec
+            return dataclasses.replace(spec, seq=seq, text=unstable, stable=stable, heard_at=now)
+
+        self._update(call_sid, note)
+        if box.get("stale"):
+            return "stale"
+        history = list(call.get("history") or [])
+        if not self.enabled:
+            return "noted"
+        if complete_and_stable(unstable, stable):
+            return self._maybe_start(business, call_sid, upcoming, seq, history)
+        if looks_complete(unstable):
+            self.timers.call_later(self.quiet_s, lambda: self._maybe_start(business, call_sid, upcoming, seq, history))
+            return "waiting"
+        return "noted"
+
+    def _maybe_start(self, business: Business, call_sid: str, turn: int, seq: int,
+                     history: list[dict[str, Any]]) -> str:
+        """Start a speculation on the transcript of partial ``seq`` if it is still the latest and worth one."""
+        box: dict[str, Any] = {}
+
+        def start(spec: Speculation) -> Speculation:
+            if spec.turn != turn or spec.closed or spec.seq != seq:
+                box["why"] = "stale"
+                return spec
+            key = speech_key(spec.text)
+            if spec.live and spec.key == key:
+                box["why"] = "already"
+                return spec
+            if spec.count >= MAX_PER_TURN:
+                box["why"] = "limit"
+                return spec
+            box["why"] = "started"
+            return dataclasses.replace(
+                spec, gen=spec.gen + 1, count=spec.count + 1, key=key, utterance=spec.text,
+                history_len=len(history), status=RUNNING, fate=None, started=self.clock(), pieces=(), reply=None,
+                action=None, ai_ms=None, error=None)
+
+        spec = self._update(call_sid, start)
+        if box["why"] != "started":
+            return box["why"]
+        if not self.start_job(self._run, business, call_sid, spec.gen, history, spec.utterance):
+            self._update(call_sid, lambda s: dataclasses.replace(s, status=FAILED, error="pool full")
+                         if s.gen == spec.gen else s)
+            return "refused"
+        return "started"
+
+    def _run(self, business: Business, call_sid: str, gen: int, history: list[dict[str, Any]], text: str) -> None:
+        sink = SpeculationSink(self, call_sid, gen)
+        try:
+            self.produce_job(business, call_sid, gen, history, text, sink)
+        except SpeculationDropped:
+            pass
+        except Exception as exc:  # the pool thread's boundary: record it for a follower, keep the process
+            log.exception("speculation %s/%d failed", call_sid, gen)
+            try:
+                sink.write(lambda s: dataclasses.replace(s, status=FAILED, error=f"{type(exc).__name__}: {exc}"))
+            except (SpeculationDropped, WarmlineError):
+                pass
+
+    # --- the final result ------------------------------------------------------------------------
+    def settle(self, call_sid: str, turn: int, final: str, history_len: int) -> Settled:
+        """The final SpeechResult of ``turn`` arrived: adopt the speculation that means the same, else drop it.
+
+        Closes the turn for speculation either way. Adopted = the live speculation's key equals
+        ``speech_key(final)`` and it was made for a history of ``history_len`` items.
+        """
+        key = speech_key(final)
+        box: dict[str, Any] = {}
+        now = self.clock()
+
+        def decide(spec: Speculation) -> Speculation:
+            if spec.turn != turn:
+                box["settled"] = Settled(None, 0, "none")
+                return Speculation(turn=turn, closed=True, gen=spec.gen + 1)
+            if spec.live and spec.key == key and spec.history_len == history_len:
+                box["settled"] = Settled(spec.gen, spec.count, ADOPTED, round((now - spec.started) * 1000, 1))
+                return dataclasses.replace(spec, closed=True, fate=ADOPTED)
+            box["settled"] = Settled(None, spec.count, DISCARDED if spec.count else "none")
+            fate = DISCARDED if spec.count else None
+            return dataclasses.replace(spec, closed=True, fate=fate)
+
+        self._update(call_sid, decide)
+        return box["settled"]
+
+    def follow(self, call_sid: str, gen: int, sink: Any, *, stall_s: float = 3.0) -> bool:
+        """Copy the adopted speculation ``gen`` into ``sink`` (a turn's) as it progresses; True when it completed.
+
+        False when it failed, was replaced, or made no progress for ``stall_s`` seconds (its process
+        died): the caller then decides (nothing copied: run the turn itself).
+        """
+        copied = 0
+        ready: set[int] = set()
+        last = time.monotonic()
+
+        def progressed(record: Mapping[str, Any] | None) -> bool:
+            spec = Speculation.from_dict(record)
+            if spec.gen != gen or spec.status != RUNNING:
+                return True
+            return len(spec.pieces) > copied or any(
+                i not in ready and (p.get("url") or p.get("failed")) for i, p in enumerate(spec.pieces))
+
+        while True:
+            record = self.state.wait_turn(call_sid, SLOT, progressed, timeout_s=max(0.05, stall_s / 4))
+            spec = Speculation.from_dict(record)
+            if spec.gen != gen or spec.status == FAILED:
+                return False
+            if len(spec.pieces) > copied:
+                sink.pieces_added([p["text"] for p in spec.pieces[copied:]])
+                copied = len(spec.pieces)
+                last = time.monotonic()
+            for i, piece in enumerate(spec.pieces):
+                if i not in ready and (piece.get("url") or piece.get("failed")):
+                    sink.piece_ready(i, dict(piece))
+                    ready.add(i)
+                    last = time.monotonic()
+            if spec.status == DONE and len(ready) == copied:
+                sink.replied(spec.reply or "", spec.action or "continue", float(spec.ai_ms or 0.0))
+                sink.done()
+                return True
+            if time.monotonic() - last > stall_s:
+                log.warning("adopted speculation %s/%d made no progress for %.1f s", call_sid, gen, stall_s)
+                return False
+
+
+def start_on_pool(pool: Any, fn: Callable[..., Any], *args: Any) -> bool:
+    """Run ``fn(*args)`` on a turn pool; False when a bounded pool refused it (admission control)."""
+    try_submit = getattr(pool, "try_submit", None)
+    if try_submit is not None:
+        return try_submit(fn, *args) is not None
+    pool.submit(fn, *args)
+    return True
+
+
+def answer_job(rt: Any, make_clip: Callable[..., Piece]) -> Callable[..., bool]:
+    """The body of an answer job for ``rt``: stream the reply, cut pieces, make clips in parallel, feed the sink."""
+    from app.responders.openai import safe_stream
+    from app.voice.answer import produce, synthesis_pool
+
+    def job(business: Business, call_sid: str, gen: int, history: list[dict[str, Any]], text: str,
+            sink: Any) -> bool:
+        settings = rt.settings
+        deadline = time.time() + settings.turn_deadline_s
+        stream = safe_stream(rt.responder, business, history, text)
+        return produce(stream, splice=business.splice, sink=sink, synth=synthesis_pool(settings.synth_workers),
+                       per_turn=settings.clips_per_turn, apology=business.prompt("apology"),
+                       make_clip=lambda t: make_clip(business, t, deadline=deadline))
+
+    return job
+
+
+def speculator(rt: Any) -> Speculator:
+    """This runtime's Speculator (made once per runtime; shares the runtime's state and pools)."""
+    found = rt.__dict__.get("speculator")
+    if found is None:
+        from app.voice.turns import TurnEngine
+
+        found = rt.__dict__["speculator"] = Speculator(
+            state=rt.state, ttl_s=rt.settings.call_ttl_s, quiet_s=rt.settings.speculate_quiet_s,
+            start_job=lambda fn, *args: start_on_pool(rt.pool, fn, *args),
+            produce_job=answer_job(rt, TurnEngine(rt).make_clip))
+        # Until the turn engine settles and follows speculations, none may start (they would only cost calls).
+        found.enabled = False
+    return found
+
+
+class SpeculationSink:
+    """A :class:`app.voice.answer.Sink` writing into the speculation record, fenced by generation."""
+
+    stops = (SpeculationDropped,)
+
+    def __init__(self, speculator: Speculator, call_sid: str, gen: int) -> None:
+        self.speculator = speculator
+        self.call_sid = call_sid
+        self.gen = gen
+
+    def write(self, fn: Callable[[Speculation], Speculation]) -> Speculation:
+        def fenced(spec: Speculation) -> Speculation:
+            if spec.gen != self.gen or spec.fate == DISCARDED:
+                raise SpeculationDropped(f"speculation {self.call_sid}/{self.gen} was dropped")
+            return fn(spec)
+
+        return self.speculator._update(self.call_sid, fenced)
+
+    def pieces_added(self, texts: Sequence[str]) -> None:
+        self.write(lambda s: dataclasses.replace(s, pieces=s.pieces + tuple({"text": t} for t in texts)))
+
+    def piece_ready(self, i: int, piece: Piece) -> None:
+        def put(s: Speculation) -> Speculation:
+            pieces = list(s.pieces)
+            pieces[i] = dict(piece)
+            return dataclasses.replace(s, pieces=tuple(pieces))
+
+        self.write(put)
+
+    def replied(self, text: str, action: str, ai_ms: float) -> None:
+        self.write(lambda s: dataclasses.replace(s, reply=text, action=action, ai_ms=round(ai_ms, 1)))
+
+    def done(self) -> None:
+        self.write(lambda s: dataclasses.replace(s, status=DONE))
+
+
+__all__ = ["MAX_PER_TURN", "SLOT", "Settled", "Speculation", "SpeculationDropped", "SpeculationSink", "Speculator",
+           "answer_job", "complete_and_stable", "looks_complete", "speculator", "speech_key", "start_on_pool"]

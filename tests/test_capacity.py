@@ -1,0 +1,60 @@
+"""``simulator capacity``: the harness end to end at a tiny size (real gunicorn, both emulators), and its goal rule."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from simulator.bench import read_events
+from simulator.capacity import CapacityConfig, format_report, meets_goals, run_capacity
+
+ROW = {"caller_turns": 100, "answer_p95_s": 2.5, "silence_p95_s": 0.7, "errors": 0, "problem_rate": 0.01}
+
+
+@pytest.mark.parametrize(("change", "meets"), [
+    ({}, True),  # exactly at every goal
+    ({"answer_p95_s": 2.51}, False),
+    ({"silence_p95_s": 0.71}, False),
+    ({"errors": 1}, False),
+    ({"problem_rate": 0.011}, False),  # fast answers that were <Say> or apologies do not count as carried
+    ({"caller_turns": 0, "answer_p95_s": None, "silence_p95_s": None}, False),
+])
+def test_meets_goals(change: dict, meets: bool) -> None:
+    assert meets_goals({**ROW, **change}) is meets
+
+
+@pytest.mark.slow
+def test_a_tiny_capacity_run_measures_both_parts(tmp_path: Path) -> None:
+    config = CapacityConfig(calls=(1, 2), minutes=0.1, ramp_s=0.5, speed=10.0, llm_ms=(0.0, 0.0), workers=1,
+                            threads=8, cache_threads=2, cache_seconds=0.5, cache_rounds=1, data_dir=tmp_path)
+    result = run_capacity(config, out=io.StringIO(), command="test")
+
+    rows = result["sweep"]["rows"]
+    assert [r["calls"] for r in rows] == [1, 2]
+    for row in rows:
+        assert row["caller_turns"] > 0 and row["errors"] == 0 and row["responder_failures"] == 0
+        assert (row["say"], row["apology"], row["unanswered"]) == (0, 0, 0)
+        assert row["meets_goals"] == meets_goals(row) and len(row["rss_mb_per_worker"]) == 1
+        assert row["cpu_s"] > 0
+    passing = [r["calls"] for r in rows if r["meets_goals"]]
+    assert result["sweep"]["largest_meeting_goals"] == max(passing, default=None)
+    assert result["sweep"]["server"] == {"workers": 1, "threads": 8}
+    # Each point ran its own server with the Deepgram voice: it made Deepgram clips, none in Piper.
+    for n in (1, 2):
+        slugs = {p.name for p in (tmp_path / f"calls-{n}" / "cdn" / "tts").glob("*/*")}
+        assert "deepgram-aura-2-thalia-en" in slugs and not any(slug.startswith("piper") for slug in slugs)
+
+    cache = result["cache_hit"]
+    wl, bare = cache["warmline"], cache["bare"]
+    assert wl["requests"] > 0 and bare["requests"] > 0
+    assert wl["non_2xx"] == bare["non_2xx"] == 0 and wl["transport_errors"] == bare["transport_errors"] == 0
+    assert cache["ratio"] == round(wl["requests_per_s"] / bare["requests_per_s"], 3)
+    # Every answer the Warmline side gave was served from cache: no sentence was synthesized live.
+    events = [e for e in read_events(tmp_path / "cache-hit" / "warmline") if e.get("turn") is not None]
+    assert len(events) >= wl["requests"] and all(s["hit"] for e in events for s in e["sentences"])
+    text = format_report(result)
+    assert "largest N meeting" in text and f"ratio {cache['ratio']}x" in text
+    json.loads(json.dumps(result, allow_nan=False))

@@ -1,0 +1,360 @@
+"""Speculative turns and the answer producer: deterministic (hand-run jobs, inline or event-driven pools)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from app.business import Business, load_businesses
+from app.errors import SpeculationDropped
+from app.responders.base import Reply
+from app.responders.stream import one_shot
+from app.speech.canon import canon
+from app.state import DiskCallState
+from app.voice.answer import produce
+from app.voice.speculation import (
+    ADOPTED,
+    DISCARDED,
+    MAX_PER_TURN,
+    SLOT,
+    Speculation,
+    Speculator,
+    complete_and_stable,
+    looks_complete,
+    speech_key,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SID = "CA" + "1" * 32
+
+
+@pytest.fixture(scope="module")
+def demo() -> Business:
+    return load_businesses(ROOT / "businesses" / "businesses.toml").get("demo")
+
+
+class Inline:
+    """An executor that runs each job at once, on the caller's thread."""
+
+    def submit(self, fn, *args):
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the future like a real pool
+            future.set_exception(exc)
+        return future
+
+
+class Stream:
+    """A reply stream the test scripts: sentences in order, then ``reply``; logs what was asked of it."""
+
+    def __init__(self, sentences, reply, log):
+        self.sentences = list(sentences)
+        self.final = reply
+        self.reply = None
+        self.log = log
+        self.closed = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.log.append("next")
+        if not self.sentences:
+            self.reply = self.final
+            raise StopIteration
+        return self.sentences.pop(0)
+
+    def close(self):
+        self.closed = True
+
+
+class RecordingSink:
+    stops = (SpeculationDropped,)
+
+    def __init__(self, log=None, drop_at=None):
+        self.log = log if log is not None else []
+        self.pieces: list[dict] = []
+        self.reply = None
+        self.finished = False
+        self.drop_at = drop_at
+        self.lock = threading.Lock()
+
+    def pieces_added(self, texts):
+        with self.lock:
+            self.log.append(("added", tuple(texts)))
+            self.pieces.extend({"text": t} for t in texts)
+
+    def piece_ready(self, i, piece):
+        with self.lock:
+            if self.drop_at is not None and i >= self.drop_at:
+                raise SpeculationDropped("dropped")
+            self.log.append(("ready", i))
+            self.pieces[i] = dict(piece)
+
+    def replied(self, text, action, ai_ms):
+        self.log.append(("replied", text, action))
+        self.reply = (text, action)
+
+    def done(self):
+        self.log.append("done")
+        self.finished = True
+
+
+def clip_of(text: str) -> dict:
+    return {"text": text, "url": f"/cdn/{canon(text)}.wav", "hit": False, "source": "synth"}
+
+
+# --- produce ---------------------------------------------------------------------------------------
+
+
+def test_the_first_sentences_clip_is_made_before_the_stream_is_asked_for_more():
+    log: list = []
+    stream = Stream(["We open at 9.", "We close at 6."], Reply("We open at 9. We close at 6.", "continue"), log)
+
+    def make_clip(text):
+        log.append(("clip", text))
+        return clip_of(text)
+
+    sink = RecordingSink(log)
+    assert produce(stream, splice="sentence", make_clip=make_clip, sink=sink, synth=Inline()) is True
+    assert log == [
+        "next", ("added", ("We open at 9.",)), ("clip", "We open at 9."), ("ready", 0),
+        "next", ("added", ("We close at 6.",)), ("clip", "We close at 6."), ("ready", 1),
+        "next", ("replied", "We open at 9. We close at 6.", "continue"), "done",
+    ]
+    assert [p["url"] for p in sink.pieces] == ["/cdn/we open at 9..wav", "/cdn/we close at 6..wav"]
+
+
+def test_clips_of_one_answer_are_made_in_parallel_up_to_the_per_turn_bound():
+    texts = ["One.", "Two.", "Three.", "Four."]
+    gates = {t: threading.Event() for t in texts}
+    started: list[str] = []
+    in_flight = {"now": 0, "max": 0}
+    changed = threading.Condition()
+
+    def make_clip(text):
+        with changed:
+            started.append(text)
+            in_flight["now"] += 1
+            in_flight["max"] = max(in_flight["max"], in_flight["now"])
+            changed.notify_all()
+        gates[text].wait(10)
+        with changed:
+            in_flight["now"] -= 1
+        return clip_of(text)
+
+    sink = RecordingSink()
+    result: list[bool] = []
+    with ThreadPoolExecutor(max_workers=8) as synth:
+        runner = threading.Thread(target=lambda: result.append(produce(
+            one_shot(Reply(" ".join(texts))), splice="sentence", make_clip=make_clip, sink=sink, synth=synth,
+            per_turn=2)))
+        runner.start()
+        with changed:
+            assert changed.wait_for(lambda: len(started) == 2, 10)
+        assert started == ["One.", "Two."]  # the third waits for a slot
+        gates["Two."].set()  # the second finishes first: the ready prefix is still empty
+        with changed:
+            assert changed.wait_for(lambda: len(started) == 3, 10)
+        assert sink.pieces[0] == {"text": "One."} and sink.pieces[1]["url"]
+        for t in texts:
+            gates[t].set()
+        runner.join(10)
+    assert result == [True] and in_flight["max"] == 2 and sink.finished
+    assert [p["text"] for p in sink.pieces] == texts and all(p.get("url") for p in sink.pieces)
+
+
+def test_a_dropped_answer_stops_the_stream_and_writes_nothing_more():
+    log: list = []
+    stream = Stream(["One.", "Two.", "Three."], Reply("One. Two. Three."), log)
+    sink = RecordingSink(drop_at=1)
+    assert produce(stream, splice="sentence", make_clip=clip_of, sink=sink, synth=Inline()) is False
+    assert stream.closed and log.count("next") == 2  # "Three." was never read
+    assert sink.reply is None and not sink.finished and "url" not in sink.pieces[1]
+
+
+def test_whole_splice_waits_for_the_whole_reply():
+    log: list = []
+    stream = Stream(["One.", "Two."], Reply("One. Two."), log)
+    sink = RecordingSink(log)
+    assert produce(stream, splice="whole", make_clip=clip_of, sink=sink, synth=Inline())
+    assert log[:3] == ["next", "next", "next"] and sink.pieces == [clip_of("One. Two.")]
+
+
+# --- speculation -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def state(tmp_path):
+    with DiskCallState(tmp_path / "state") as s:
+        yield s
+
+
+class Harness:
+    """A Speculator whose jobs wait until the test runs them; the answer job is scripted."""
+
+    def __init__(self, state, demo, replies=None):
+        self.state = state
+        self.demo = demo
+        self.jobs: list = []
+        self.clipped: list[str] = []
+        self.replies = replies or {}
+        self.timers: list = []
+        self.spec = Speculator(state=state, ttl_s=600, start_job=self.start, produce_job=self.produce,
+                               timers=self)
+        state.update_call(SID, lambda c: {"business": "demo", "arm": "warmline", "turn": 1,
+                                          "history": [{"role": "caller", "text": "Hi"},
+                                                      {"role": "agent", "text": "Hello!"}]}, 600)
+
+    def call_later(self, delay_s, fn):
+        self.timers.append((delay_s, fn))
+
+    def start(self, fn, *args):
+        self.jobs.append((fn, args))
+        return True
+
+    def run_jobs(self):
+        jobs, self.jobs = self.jobs, []
+        for fn, args in jobs:
+            fn(*args)
+
+    def produce(self, business, call_sid, gen, history, text, sink):
+        reply = self.replies.get(canon(text), Reply(f"You said {text}. Anything else?"))
+
+        def make_clip(t):
+            self.clipped.append(t)
+            return clip_of(t)
+
+        return produce(one_shot(reply), splice="sentence", make_clip=make_clip, sink=sink, synth=Inline())
+
+    def partial(self, unstable, stable, seq, turn=2, business=None):
+        return self.spec.on_partial(business or self.demo, self.state.get_call(SID), SID, turn=turn,
+                                    unstable=unstable, stable=stable, seq=seq)
+
+
+def test_complete_and_stable():
+    assert looks_complete("What time do you open") and not looks_complete("I'd like to book a")
+    assert not looks_complete("Hello")
+    assert complete_and_stable("what time do you open", "What time do you open?")
+    assert not complete_and_stable("what time do you open", "what time do")
+    assert speech_key("Book a cleaning, please.") == speech_key("book a cleaning please") == "book a cleaning please"
+    assert speech_key("At 9.30, for 1,200 people?") == "at 9.30 for 1,200 people"
+    assert speech_key("Is it US?") != speech_key("is it us")  # canon keeps acronyms
+
+
+def test_a_speculation_is_adopted_when_the_final_result_means_the_same(state, demo):
+    h = Harness(state, demo)
+    call_before = state.get_call(SID)
+    assert h.partial("what time do", "what", 1) == "noted"
+    assert h.partial("what time do you open", "what time do you open", 2) == "started"
+    assert h.partial("what time do you open", "what time do you open", 3) == "already"
+    assert len(h.jobs) == 1
+    h.run_jobs()
+    spec = Speculation.from_dict(state.get_turn(SID, SLOT))
+    assert spec.status == "done" and spec.reply == "You said what time do you open. Anything else?"
+    assert state.get_call(SID) == call_before  # nothing of it in the history
+
+    settled = h.spec.settle(SID, 2, "What time do you open?", history_len=2)
+    assert (settled.gen, settled.started, settled.outcome) == (spec.gen, 1, ADOPTED)
+    turn_sink = RecordingSink()
+    assert h.spec.follow(SID, settled.gen, turn_sink) is True
+    assert turn_sink.reply == ("You said what time do you open. Anything else?", "continue")
+    assert [p["url"] for p in turn_sink.pieces] == [clip_of(t)["url"] for t in
+                                                    ("You said what time do you open.", "Anything else?")]
+    assert h.partial("what time do you open", "what time do you open", 4) == "stale"  # the turn began
+
+
+def test_a_discarded_speculation_never_reaches_the_turn_and_stops_at_its_next_write(state, demo):
+    h = Harness(state, demo)
+    assert h.partial("book me in for tuesday", "book me in for tuesday", 1) == "started"
+    settled = h.spec.settle(SID, 2, "Book me in for Thursday.", history_len=2)
+    assert (settled.gen, settled.started, settled.outcome) == (None, 1, DISCARDED)
+    h.run_jobs()  # the job starts after it was dropped: its first write is fenced out
+    spec = Speculation.from_dict(state.get_turn(SID, SLOT))
+    assert spec.fate == DISCARDED and spec.pieces == () and spec.reply is None
+    assert h.clipped == []  # it stopped before making a clip
+    assert state.get_call(SID)["history"] == [{"role": "caller", "text": "Hi"}, {"role": "agent", "text": "Hello!"}]
+
+
+def test_a_speculation_dropped_mid_answer_keeps_its_published_clips_out_of_the_turn(state, demo):
+    h = Harness(state, demo, {canon("book me in for tuesday"): Reply("Done. See you Tuesday.")})
+    assert h.partial("book me in for tuesday", "book me in for tuesday", 1) == "started"
+    fn, args = h.jobs.pop()
+    original = h.spec.produce_job
+
+    def produce_then_drop(business, call_sid, gen, history, text, sink):
+        class Dropping:
+            stops = sink.stops
+
+            def pieces_added(self, texts):
+                sink.pieces_added(texts)
+
+            def piece_ready(self, i, piece):
+                sink.piece_ready(i, piece)
+                h.spec.settle(SID, 2, "Book me in for Thursday.", history_len=2)  # the final differs
+
+            def replied(self, *a):
+                sink.replied(*a)
+
+            def done(self):
+                sink.done()
+
+        return original(business, call_sid, gen, history, text, Dropping())
+
+    h.spec.produce_job = produce_then_drop
+    fn(*args)
+    spec = Speculation.from_dict(state.get_turn(SID, SLOT))
+    assert h.clipped == ["Done."]  # one clip was published (harmless: content-addressed) ...
+    assert spec.fate == DISCARDED and spec.status == "running" and spec.reply is None  # ... then nothing more
+    assert h.spec.follow(SID, spec.gen, RecordingSink(), stall_s=0.2) is False
+
+
+def test_a_speculation_raced_by_the_final_result_never_starts(state, demo):
+    h = Harness(state, demo)
+    assert h.partial("what are your hours", "what are", 1) == "waiting"  # complete-looking, not yet stable
+    assert h.spec.settle(SID, 2, "What are your hours?", history_len=2).outcome == "none"
+    (delay, check), = h.timers
+    assert delay == h.spec.quiet_s
+    assert check() == "stale" and h.jobs == []
+
+
+def test_the_quiet_window_starts_a_speculation_when_nothing_newer_came(state, demo):
+    h = Harness(state, demo)
+    assert h.partial("what are your hours", "what are", 1) == "waiting"
+    assert h.partial("what are your hours today", "what are your", 2) == "waiting"
+    first, second = h.timers
+    assert first[1]() == "stale"  # a newer partial came within the window
+    assert second[1]() == "started" and len(h.jobs) == 1
+
+
+def test_out_of_order_late_and_disabled_partials(state, demo):
+    h = Harness(state, demo)
+    assert h.partial("what are your hours", "what are your hours", 5) == "started"
+    assert h.partial("what are", "what", 3) == "stale"  # an older SequenceNumber arriving late
+    assert h.partial("what are your hours", "what are your hours", 6, turn=1) == "stale"  # for a past turn
+    off = dataclasses.replace(demo, speculate=False)
+    assert h.partial("anything else", "anything else", 7, business=off) == "off"
+    state.update_call(SID, lambda c: {**c, "arm": "control"}, 600)
+    assert h.partial("anything else", "anything else", 8) == "off"
+
+
+def test_at_most_one_live_speculation_and_a_bounded_number_per_turn(state, demo):
+    h = Harness(state, demo)
+    assert h.partial("book a cleaning", "book a cleaning", 1) == "started"
+    first = Speculation.from_dict(state.get_turn(SID, SLOT)).gen
+    assert h.partial("book a cleaning please", "book a cleaning please", 2) == "started"  # replaces the first
+    assert h.partial("book a cleaning please now", "book a cleaning please now", 3) == "limit"
+    assert MAX_PER_TURN == 2
+    jobs = list(h.jobs)
+    h.run_jobs()
+    spec = Speculation.from_dict(state.get_turn(SID, SLOT))
+    assert spec.gen == first + 1 and spec.key == speech_key("book a cleaning please") and spec.status == "done"
+    assert h.clipped == ["You said book a cleaning please.", "Anything else?"]  # the first was fenced out
+    assert len(jobs) == 2
+    settled = h.spec.settle(SID, 2, "Book a cleaning, please.", history_len=2)
+    assert settled.outcome == ADOPTED and settled.started == 2
