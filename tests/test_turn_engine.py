@@ -329,3 +329,33 @@ def test_liveness_heartbeat_is_seen_by_another_process_and_gone_when_released(ma
     mine.close()
     state.release_lease("proc:host-x:1:aa", "host-x:1:aa")
     assert other.alive("host-x:1:aa") is False
+
+
+def test_liveness_on_this_host_asks_the_kernel_not_the_heartbeat(make_app):
+    """A local process is alive while its pid runs (whatever its heartbeat says), dead once killed -- even
+    as a zombie its parent has not reaped yet."""
+    import os
+    import signal
+    import socket
+    import subprocess
+
+    app = make_app()
+    state = app.extensions["warmline"].state
+    host = socket.gethostname()
+    me = Liveness(state, lambda: f"{host}:{os.getpid()}:aa", lease_s=5.0)
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        other = f"{host}:{child.pid}:bb"
+        assert me.alive(other) is True  # no heartbeat written: the kernel says it runs
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while me.alive(other) and time.monotonic() < deadline:  # dead once the kernel has killed it
+            time.sleep(0.01)
+        assert me.alive(other) is False
+        with open(f"/proc/{child.pid}/stat") as fh:  # not reaped yet: the pid is still there, as a zombie
+            assert fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    finally:
+        child.kill()
+        child.wait()
+    assert me.alive(other) is False  # reaped: gone
+    assert me.alive(f"elsewhere:{os.getpid()}:cc") is False  # another host's process: by its heartbeat only

@@ -7,8 +7,9 @@ can answer the ``tts-ready`` redirect.
 **Who runs a turn.** A turn is ``queued`` on the pool of the process that created it (``host``,
 with ``queued_at``), then ``running`` under that process (``owner``) with a new generation
 ``gen``. Each process keeps one heartbeat in the state store (a lease ``proc:<owner>`` renewed by a
-daemon thread every ``lease_s / 4``; :class:`Liveness`). A turn is adopted by another process only
-when the process holding it -- its queue or its runner -- has no heartbeat any more: a job waiting in
+daemon thread every ``lease_s / 4``; :class:`Liveness`; on the same host the kernel is asked
+instead: the pid is running). A turn is adopted by another process only when the process holding
+it -- its queue or its runner -- is gone: a job waiting in
 a busy but live pool is never duplicated, however long it waits, and a dead one is picked up within
 ``lease_s``. Adoption bumps ``gen``, so if the old holder was only slow, not dead, its next write is
 refused (fencing) and it stops; it cannot write a reply into the turn another copy produces.
@@ -100,10 +101,20 @@ class Liveness:
                 log.warning("could not renew this process's heartbeat: %s", exc)
 
     def alive(self, owner: str | None) -> bool:
+        """Is process ``owner`` (``host:pid:nonce``) alive? Exact on this host, by its heartbeat elsewhere.
+
+        On this host the kernel knows: the pid exists and is not a zombie (a SIGKILLed worker its
+        master has not reaped yet). A heartbeat late because its thread was starved on a loaded
+        machine must not make a live local process look dead.
+        """
         if not owner:
             return False
-        if owner == self._owner():
+        mine = self._owner()
+        if owner == mine:
             return True
+        host, pid, _nonce = (owner.rsplit(":", 2) + ["", ""])[:3]
+        if host == mine.rsplit(":", 2)[0] and pid.isdigit():
+            return _pid_alive(int(pid))
         return self.state.lease_owner(process_lease(owner)) == owner
 
     def close(self) -> None:
@@ -117,6 +128,21 @@ class Liveness:
                 self.state.release_lease(process_lease(owner), owner)
             except StateError as exc:
                 log.warning("could not drop this process's heartbeat: %s", exc)
+
+
+def _pid_alive(pid: int) -> bool:
+    """True when process ``pid`` of this host is running (not gone, not a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc: the pid exists, take it as alive
 
 
 class TurnEngine:
@@ -133,10 +159,11 @@ class TurnEngine:
 
     @property
     def owner(self) -> str:
-        """This process: host, pid and a random nonce (a recycled pid is another owner)."""
+        """This process: host (``WARMLINE_HOST_ID``, else the host name; unique per host), pid and a random nonce."""
         pid = os.getpid()
         if self._owner is None or self._owner[0] != pid:
-            self._owner = (pid, f"{socket.gethostname()}:{pid}:{secrets.token_hex(3)}")
+            host = (getattr(self.rt.settings, "host_id", "") or socket.gethostname()).replace(":", "-")
+            self._owner = (pid, f"{host}:{pid}:{secrets.token_hex(3)}")
         return self._owner[1]
 
     @property
