@@ -142,6 +142,33 @@ def on_reload(server):
 
 def on_exit(server):
     _pinned_path(server).unlink(missing_ok=True)
+    _ship_what_is_left(server)
+
+
+def _ship_what_is_left(server):
+    """After every worker has gone: ship whatever is left of this host's turn log (idempotent, create-only)."""
+    from pathlib import Path
+
+    from app.config import load_settings
+    from app.errors import StoreError, WarmlineError
+    from app.events_ship import Shipper, host_id
+    from app.events_store import open_events_store
+
+    try:
+        settings = load_settings()
+        store = open_events_store(settings.events_store, settings.store, settings.data_dir)
+    except WarmlineError as exc:
+        server.log.warning("final shipping of turn events skipped: %s", exc)
+        return
+    if store is None:
+        return
+    shipper = Shipper(Path(settings.data_dir) / "events", store, host_id(settings.host_id))
+    try:
+        shipper.ship_once()
+    except (StoreError, OSError) as exc:
+        server.log.warning("final shipping of turn events failed: %s", exc)
+    finally:
+        shipper.close()
 
 
 def post_worker_init(worker):
@@ -155,6 +182,8 @@ def post_worker_init(worker):
             worker.log.warning("warm-up failed: %s", exc)
 
     threading.Thread(target=warm, name="warm-up", daemon=True).start()
+    # Turn events to the private events store; one worker per host ships (a flock), the others stand by.
+    worker.wsgi.extensions["warmline"].start_shipping()
 
 
 def worker_exit(server, worker):
@@ -162,6 +191,7 @@ def worker_exit(server, worker):
     runtime = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("warmline")
     if runtime is not None:
         runtime.shutdown(wait=True)
+        runtime.stop_shipping()  # after the last turn is logged: ship it
 
 
 def child_exit(server, worker):

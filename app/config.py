@@ -80,6 +80,10 @@ class Settings:
     clips_per_turn: int = 3  # clips of one answer made at once
     speculate_quiet_s: float = 0.35  # a complete-looking transcript unchanged this long starts a speculation
     host_id: str = ""  # names this host's turn-event files in a shared store; '' = the host name
+    # Turn events and reports (issue 12): a private store, never the public clip store.
+    events_store: str = ""  # a directory or gs://bucket/prefix; '' = events stay on this host
+    events_ship_interval_s: float = 60.0  # how often a host ships its new events
+    min_distinct_calls: int = 3  # a sentence is listed (report, plan) only once heard in this many calls
     # Serving (gunicorn reads these; the bind also decides whether dev tokens may be used).
     bind: tuple[str, ...] = (DEFAULT_BIND,)
     workers: int = 2
@@ -167,6 +171,9 @@ _ENV: dict[str, tuple[str, Any]] = {
     "WARMLINE_CLIPS_PER_TURN": ("clips_per_turn", int),
     "WARMLINE_SPECULATE_QUIET_S": ("speculate_quiet_s", _number),
     "WARMLINE_HOST_ID": ("host_id", str),
+    "WARMLINE_EVENTS_STORE": ("events_store", str),
+    "WARMLINE_EVENTS_SHIP_INTERVAL_S": ("events_ship_interval_s", _number),
+    "WARMLINE_MIN_DISTINCT_CALLS": ("min_distinct_calls", int),
     "WARMLINE_BIND": ("bind", _binds),
     "WARMLINE_WORKERS": ("workers", int),
     "WARMLINE_THREADS": ("threads", int),
@@ -317,6 +324,23 @@ def check_settings(settings: Settings) -> list[str]:
             if not value or value == dev:
                 problems.append(f"{var} is the published development token, which only works on loopback; "
                                 f"{exposed[0]}: set a real secret")
+    problems += _events_problems(s)
+    return problems
+
+
+def _events_problems(s: Settings) -> list[str]:
+    """The events store must be private (never in the public clip store); the report/plan knobs in range."""
+    from app.events_store import check_private
+
+    problems = []
+    try:
+        check_private(s.events_store, s.store, Path(s.data_dir))
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if not 1 <= s.min_distinct_calls <= 16:
+        problems.append(f"WARMLINE_MIN_DISTINCT_CALLS={s.min_distinct_calls!r} must be between 1 and 16")
+    if not (math.isfinite(s.events_ship_interval_s) and s.events_ship_interval_s > 0):
+        problems.append(f"WARMLINE_EVENTS_SHIP_INTERVAL_S={s.events_ship_interval_s!r} must be a number of seconds > 0")
     return problems
 
 

@@ -110,8 +110,43 @@ class Runtime:
         return open_state(self.settings.state_location)
 
     @cached_property
+    def host(self) -> str:
+        """This host's id (``WARMLINE_HOST_ID`` or the host name, folded to [a-z0-9-])."""
+        from app.events_ship import host_id
+
+        return host_id(self.settings.host_id)
+
+    @cached_property
     def events(self) -> EventLog:
-        return EventLog(self.data_dir / "events")
+        return EventLog(self.data_dir / "events", host=self.host)
+
+    @cached_property
+    def events_store(self):
+        """The private events store every host ships to (None: events stay on this host)."""
+        from app.events_store import open_events_store
+
+        s = self.settings
+        return open_events_store(s.events_store, s.store, self.data_dir)
+
+    def start_shipping(self) -> None:
+        """Ship this host's turn events every ``events_ship_interval_s`` (one shipper per host: a flock)."""
+        from app.events_ship import ShippingThread, shipper_for
+
+        with self._lock:
+            if getattr(self, "_shipping", None) is not None:
+                return
+            shipper = shipper_for(self)
+            if shipper is None:
+                return
+            self._shipping = ShippingThread(shipper, self.settings.events_ship_interval_s)
+            self._shipping.start()
+
+    def stop_shipping(self) -> None:
+        """Stop the shipping thread, shipping what is left first (on shutdown)."""
+        with self._lock:
+            shipping, self._shipping = getattr(self, "_shipping", None), None
+        if shipping is not None:
+            shipping.stop()
 
     @cached_property
     def responder(self):

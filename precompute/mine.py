@@ -30,6 +30,7 @@ log = logging.getLogger("warmline.precompute")
 _DAY_FILE_RE = re.compile(r"turns-(\d{4}-\d{2}-\d{2})\.jsonl$")
 
 Mark = tuple[str, int, int]
+CALLS_CAP = 16
 
 
 @dataclass
@@ -44,12 +45,20 @@ class Mined:
     turns: int = 0
     files: int = 0
     slot_values: Counter[str] = field(default_factory=Counter)
+    # calls[voice_slug][canon_text]: the distinct calls (ids, at most CALLS_CAP) a logged piece was heard in
+    calls: dict[str, dict[str, set[str]]] = field(default_factory=dict)
 
-    def for_voice(self, slug: str | None) -> Counter[str]:
-        """The counts of ``slug``, plus voice-less (corpus) counts under ``""``."""
+    def for_voice(self, slug: str | None, min_calls: int = 1) -> Counter[str]:
+        """The counts of ``slug``, plus voice-less (corpus) counts under ``""``.
+
+        ``min_calls`` > 1 keeps only logged pieces heard in at least that many distinct calls (a
+        name heard in one call never reaches the plan); corpus counts are not personal and stay.
+        """
         out: Counter[str] = Counter(self.counts.get("", Counter()))
         if slug:
-            out.update(self.counts.get(slug, Counter()))
+            calls = self.calls.get(slug, {})
+            out.update({text: n for text, n in self.counts.get(slug, Counter()).items()
+                        if min_calls <= 1 or len(calls.get(text, ())) >= min_calls})
         return out
 
     def add(self, slug: str, text: str, n: int = 1) -> None:
@@ -60,6 +69,10 @@ class Mined:
     def merge(self, other: Mined) -> Mined:
         for slug, counter in other.counts.items():
             self.counts.setdefault(slug, Counter()).update(counter)
+        for slug, texts in other.calls.items():
+            mine = self.calls.setdefault(slug, {})
+            for text, calls in texts.items():
+                mine.setdefault(text, set()).update(list(calls)[: max(0, CALLS_CAP - len(mine.get(text, ())))])
         self.turns += other.turns
         self.files += other.files
         self.slot_values.update(other.slot_values)
@@ -135,7 +148,9 @@ def mine_events(events: Iterable[dict[str, Any]]) -> Mined:
     """Count every spoken piece of every turn event, per voice slug.
 
     A piece counts once per turn it was spoken in (hit or miss: a published piece is skipped
-    by the plan, not here). Pieces without text, and events without a voice, are ignored.
+    by the plan, not here), and the distinct calls it was heard in are kept (up to CALLS_CAP).
+    Pieces without text, pieces holding a responder-marked slot value (``slot``: a name, a
+    booking), and events without a voice are ignored.
     """
     mined = Mined()
     for event in events:
@@ -144,10 +159,18 @@ def mine_events(events: Iterable[dict[str, Any]]) -> Mined:
         if not isinstance(voice, str) or not voice or not isinstance(sentences, list):
             continue
         mined.turns += 1
+        call = event.get("call") if isinstance(event.get("call"), str) else None
         for sentence in sentences:
-            text = sentence.get("text") if isinstance(sentence, dict) else None
+            if not isinstance(sentence, dict) or sentence.get("slot"):
+                continue
+            text = sentence.get("text")
             if isinstance(text, str) and text.strip():
                 mined.add(voice, text)
+                key = canon(text)
+                if call and key:
+                    seen = mined.calls.setdefault(voice, {}).setdefault(key, set())
+                    if len(seen) < CALLS_CAP:
+                        seen.add(call)
     return mined
 
 

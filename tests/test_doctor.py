@@ -25,7 +25,7 @@ from tests.server_support import GunicornServer
 from tests.support import free_port
 
 SAMPLE = (ROOT / "businesses" / "businesses.toml").read_text()
-CHECKS = ["settings", "businesses", "voices", "data dir", "store", "state", "responder", "schedule"]
+CHECKS = ["settings", "businesses", "voices", "data dir", "store", "events", "state", "responder", "schedule"]
 HEADER = "warmline: refusing to start: {} problem(s)"
 
 
@@ -127,6 +127,20 @@ def test_a_store_that_cannot_take_the_probe_is_named(tmp_path, monkeypatch):
     assert len(report.problems) == 1, report.format()
     assert report.problems[0].startswith(
         f"WARMLINE_STORE=gs://warmline-clips/audio: cannot write and read the probe object {name}: ")
+
+
+def test_an_events_bucket_that_does_not_answer_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", closed_port_url())
+    report = diagnose(env_for(tmp_path, WARMLINE_EVENTS_STORE="gs://warmline-events/prod"), timeout_s=1.0)
+    assert len(report.problems) == 1, report.format()
+    assert report.problems[0].startswith(
+        "WARMLINE_EVENTS_STORE=gs://warmline-events/prod: the events bucket does not answer a listing: ")
+
+
+def test_an_unwritable_events_directory_is_named(tmp_path):
+    (tmp_path / "events-file").write_text("not a directory\n")
+    report = diagnose(env_for(tmp_path, WARMLINE_EVENTS_STORE=str(tmp_path / "events-file")))
+    assert report.problems == [f"WARMLINE_EVENTS_STORE={tmp_path / 'events-file'}: not writable: File exists"]
 
 
 def test_an_llm_refusing_the_key_is_named(tmp_path):

@@ -82,6 +82,7 @@ class Clip:
     fallback: bool = False
     spooled: bool = False
     attempts: int = 0
+    own_error: str = ""  # with ``fallback``: the error class that stopped the own voice
 
     @property
     def hit(self) -> bool:
@@ -206,7 +207,7 @@ class Synthesizer:
                 continue
             if i:
                 log.warning("spoke key=%s in fallback voice %s", clip.key[:12], current.slug)
-                return replace(clip, fallback=True)
+                return replace(clip, fallback=True, own_error=type(first_error).__name__ if first_error else "")
             return clip
         assert first_error is not None
         raise first_error

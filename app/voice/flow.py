@@ -17,14 +17,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from app.business import Business
 from app.errors import InvalidText, StateError, WarmlineError
-from app.speech.pieces import split_pieces
 from app.voice import twiml
 from app.voice.arms import CONTROL
 from app.voice import turn as T
 from app.voice.listening import listen_options
 from app.voice.pacing import Pacing
 from app.voice.turn import ABANDONED, FAILED, Turn
-from app.voice.turns import TurnEngine
+from app.voice.turns import TurnEngine, reply_pieces
 
 log = logging.getLogger("warmline.flow")
 
@@ -252,7 +251,8 @@ class CallFlow:
         pieces = turn.pieces or ()
         rest = " ".join(p["text"] for p in pieces[played:]).strip()
         if rest:
-            self._finish_turn(business, urls, n, "fallback", fallback=True, heard=turn.text or rest, hop=hop)
+            self._finish_turn(business, urls, n, "fallback", fallback=True, heard=turn.text or rest, hop=hop,
+                              said_from=played)
             return self.finish(business, [twiml.Speak(text=rest)], turn.action or "continue", urls)
         apology = business.prompt("apology")
         self._finish_turn(business, urls, n, "apology", fallback=True, heard=apology, hop=hop)
@@ -275,41 +275,45 @@ class CallFlow:
         started = time.perf_counter()
         reply = engine.reply(business, list(call["history"])[:-1], speech, urls.call_sid)
         ai_ms = (time.perf_counter() - started) * 1000
-        texts = split_pieces(reply.text, business.splice, reply.marks) or [business.prompt("apology")]
+        planned = reply_pieces(reply, business)
         timeout_s = self.rt.settings.control_tts_timeout_s
         deadline = time.time() + timeout_s
         pool = self.rt.control_pool
-        futures = [pool.try_submit(partial(engine.make_clip, business, t, deadline=deadline)) for t in texts]
+        futures = [pool.try_submit(partial(engine.make_clip, business, p["text"], deadline=deadline)) for p in planned]
         until = time.monotonic() + timeout_s
         pieces: list[dict[str, Any]] = []
-        for text, future in zip(texts, futures):
+        for plan, future in zip(planned, futures):
             if future is None:
-                pieces.append({"text": text, "failed": "overloaded"})
+                pieces.append({**plan, "failed": "overloaded"})
                 continue
             try:
-                pieces.append(future.result(timeout=max(0.0, until - time.monotonic())))
+                pieces.append({**future.result(timeout=max(0.0, until - time.monotonic())), **plan})
             except TimeoutError:
                 future.cancel()
-                pieces.append({"text": text, "failed": "timeout"})
+                pieces.append({**plan, "failed": "timeout"})
         all_played = all(p.get("url") or p.get("skip") for p in pieces)
         items = self._items(pieces, urls) if all_played else [twiml.Speak(text=reply.text)]
         engine.commit(urls.call_sid, call["turn"], reply.text)  # heard either way: as clips, or <Say>'d
         elapsed = (time.time() - t0) * 1000
         record = {"pieces": pieces, "ai_ms": ai_ms, "tts_ms": sum(p.get("synth_ms", 0.0) for p in pieces),
-                  "hops": 0, "filler": None, "first_audio_ms": elapsed, "answer_ms": elapsed, "action": reply.action}
-        self._log_event(business, urls, CONTROL, {"outcome": "control" if all_played else "fallback",
-                                                  "fallback": not all_played, **_turn_fields(record)}, t0,
+                  "hops": 0, "filler": None, "first_audio_ms": elapsed, "answer_ms": elapsed, "action": reply.action,
+                  "failure": reply.failure}
+        outcome = "control" if all_played else "fallback"
+        self._log_event(business, urls, CONTROL, {"outcome": outcome, "fallback": not all_played,
+                                                  **_turn_fields(record, outcome, None if all_played else 0)}, t0,
                         turn=call["turn"])
         return self.finish(business, items, reply.action, urls)
 
     def _finish_turn(self, business: Business, urls: Urls, n: int, outcome: str, *, fallback: bool, heard: str,
-                     hop: bool = False) -> None:
+                     hop: bool = False, said_from: int | None = None) -> None:
         """End the turn, commit what the caller heard to the history and write the turn's event -- exactly once
-        (the first request to end the turn does; its job, if still running, is abandoned)."""
+        (the first request to end the turn does; its job, if still running, is abandoned). ``said_from``: the
+        first piece <Say>'d after the deadline."""
         now = time.time()
         try:
             ended = self.engine.update(urls.call_sid, n, lambda t: T.end(
-                T.answer_started(T.hopped(t) if hop else t, (now - t.started) * 1000), outcome, heard))
+                T.answer_started(T.hopped(t) if hop else t, (now - t.started) * 1000), outcome, heard,
+                said_from=said_from))
         except T.IllegalTransition:
             return  # another request ended it first
         if ended is not None:
@@ -319,24 +323,21 @@ class CallFlow:
         """After the one write that ended turn N: commit what was heard, learn its pace, write its event."""
         self.engine.commit(urls.call_sid, n, ended.heard or "")
         self.pacing.observe_ai(business.id, ended.ai_ms)
-        self._log_event(business, urls, "warmline", {"outcome": ended.ended, "fallback": fallback,
-                                                     **_turn_fields(ended.to_dict())}, ended.started, turn=n)
+        self._log_event(business, urls, "warmline",
+                        {"outcome": ended.ended, "fallback": fallback,
+                         **_turn_fields(ended.to_dict(), ended.ended or "", ended.said_from)},
+                        ended.started, turn=n)
 
     def _log_event(self, business: Business, urls: Urls, arm: str, fields: dict[str, Any], t0: float,
                    turn: int | None = None) -> None:
+        """Write the turn's :class:`~app.events.TurnEvent` to the log, the metrics and the structured log."""
         from app import metrics
+        from app.events import TurnEvent
 
-        event = {"business": business.id, "call": urls.call_sid, "turn": turn, "arm": arm, "voice": business.voice.slug,
-                 "action": "continue", "sentences": [], "filler": None, "hops": 0, "ai_ms": None, "tts_ms": 0.0,
-                 "time_to_first_audio_ms": round((time.time() - t0) * 1000, 1),
-                 "time_to_answer_ms": round((time.time() - t0) * 1000, 1), "fallback": False,
-                 "chars_live": 0, "chars_cached": 0}
-        event.update(fields)
-        event.update({
-            "ai_latency_ms": event["ai_ms"], "time_to_filler_ms": fields.get("time_to_filler_ms"),
-            "tts_latency_ms": event["tts_ms"], "total_latency_ms": event["time_to_answer_ms"],
-            "tts_cached": bool(event["sentences"]) and all(s["hit"] for s in event["sentences"]),
-        })
+        now_ms = round((time.time() - t0) * 1000, 1)
+        fields = {k: v for k, v in fields.items() if k != "fallback"}  # derived from what was heard
+        event = TurnEvent(business=business.id, call=urls.call_sid, turn=turn, arm=arm, voice=business.voice.slug,
+                          **{"time_to_first_audio_ms": now_ms, "time_to_answer_ms": now_ms, **fields}).to_dict()
         try:
             self.rt.events.append(event)
         except OSError as exc:
@@ -345,25 +346,24 @@ class CallFlow:
         metrics.log_turn(event)
 
 
-def _turn_fields(record: dict[str, Any]) -> dict[str, Any]:
-    pieces = [p for p in record.get("pieces") or [] if not p.get("skip")]
-    sentences = [
-        {"key": p.get("key"), "text": p["text"], "hit": bool(p.get("hit")), "source": p.get("source", "say"),
-         "chars": len(p["text"]), "duration_s": p.get("duration_s")}
-        for p in pieces
-    ]
+def _turn_fields(record: dict[str, Any], outcome: str, said_from: int | None = None) -> dict[str, Any]:
+    """The :class:`~app.events.TurnEvent` fields of a finished turn record (``said_from``: the first
+    piece ``<Say>``'d after the deadline)."""
+    from app.events import reply_kind, sentence_outcomes, turn_failure
+
+    sentences = sentence_outcomes(record.get("pieces") or [], said_from=said_from)
     return {
         "action": record.get("action") or "continue",
-        "sentences": sentences,
+        "sentences": tuple(sentences),
+        "reply": reply_kind(record, outcome),
+        "failure": turn_failure(record, sentences, outcome),
         "filler": record.get("filler"),
         "hops": record.get("hops", 0),
-        "ai_ms": None if record.get("ai_ms") is None else round(record["ai_ms"], 1),
-        "tts_ms": round(record.get("tts_ms") or 0.0, 1),
-        "time_to_first_audio_ms": round(record.get("first_audio_ms") or record.get("answer_ms") or 0.0, 1),
-        "time_to_answer_ms": round(record.get("answer_ms") or 0.0, 1),
-        "time_to_filler_ms": None if record.get("filler_ms") is None else round(record["filler_ms"], 1),
-        "chars_live": sum(s["chars"] for s in sentences if not s["hit"]),
-        "chars_cached": sum(s["chars"] for s in sentences if s["hit"]),
+        "ai_ms": record.get("ai_ms"),
+        "tts_ms": record.get("tts_ms") or 0.0,
+        "time_to_first_audio_ms": record.get("first_audio_ms") or record.get("answer_ms") or 0.0,
+        "time_to_answer_ms": record.get("answer_ms") or 0.0,
+        "time_to_filler_ms": record.get("filler_ms"),
     }
 
 

@@ -69,6 +69,7 @@ class Turn:
     ai_ms: float | None = None
     tts_ms: float = 0.0
     error: str | None = None
+    failure: str | None = None  # the reply is the apology because the responder failed (Reply.failure)
     adopted: int = 0
     # what the webhooks did (any status)
     hops: int = 0
@@ -79,6 +80,7 @@ class Turn:
     answer_ms: float | None = None
     ended: str | None = None
     heard: str | None = None
+    said_from: int | None = None  # with ended == "fallback": the first piece <Say>'d
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     # --- reading ---------------------------------------------------------------------------------
@@ -152,11 +154,12 @@ def adopt(turn: Turn, host: str, now: float) -> Turn:
                                adopted=turn.adopted + 1)
 
 
-def replied(turn: Turn, text: str, action: str, pieces: Sequence[Piece], ai_ms: float) -> Turn:
-    """The responder's reply and the pieces to speak (running only)."""
+def replied(turn: Turn, text: str, action: str, pieces: Sequence[Piece], ai_ms: float,
+            failure: str | None = None) -> Turn:
+    """The responder's reply and the pieces to speak (running only); ``failure``: why it is the apology."""
     _require(turn, (RUNNING,), "record the reply of")
     return dataclasses.replace(turn, text=text, action=action, pieces=tuple(dict(p) for p in pieces),
-                               ai_ms=round(ai_ms, 1))
+                               ai_ms=round(ai_ms, 1), failure=failure)
 
 
 def extend(turn: Turn, pieces: Sequence[Piece]) -> Turn:
@@ -166,12 +169,12 @@ def extend(turn: Turn, pieces: Sequence[Piece]) -> Turn:
 
 
 def piece_ready(turn: Turn, i: int, piece: Piece) -> Turn:
-    """Piece ``i`` has its clip (or failed and will be <Say>'d)."""
+    """Piece ``i`` has its clip (or failed and will be <Say>'d); what the plan said of it (``slot``) stays."""
     _require(turn, (RUNNING,), "fill a piece of")
     pieces = list(turn.pieces or ())
     if not 0 <= i < len(pieces):
         raise IllegalTransition(f"piece {i} of {len(pieces)}")
-    pieces[i] = dict(piece)
+    pieces[i] = {**pieces[i], **piece}
     return dataclasses.replace(turn, pieces=tuple(pieces), tts_ms=round(turn.tts_ms + float(piece.get("synth_ms") or 0.0), 1))
 
 
@@ -205,7 +208,7 @@ def answer_started(turn: Turn, elapsed_ms: float) -> Turn:
                                first_audio_ms=turn.first_audio_ms or elapsed_ms)
 
 
-def end(turn: Turn, outcome: str, heard: str) -> Turn:
+def end(turn: Turn, outcome: str, heard: str, *, said_from: int | None = None) -> Turn:
     """The caller has been answered (``heard`` is what they heard); a job still queued or running is abandoned.
 
     Idempotent in effect: ending an ended turn raises, so exactly one webhook logs it and
@@ -214,7 +217,7 @@ def end(turn: Turn, outcome: str, heard: str) -> Turn:
     if turn.ended is not None:
         raise IllegalTransition(f"turn already ended ({turn.ended})")
     status = ABANDONED if turn.status in (QUEUED, RUNNING) else turn.status
-    return dataclasses.replace(turn, ended=outcome, heard=heard, status=status)
+    return dataclasses.replace(turn, ended=outcome, heard=heard, status=status, said_from=said_from)
 
 
 __all__ = [

@@ -145,6 +145,17 @@ def _pid_alive(pid: int) -> bool:
         return True  # no /proc: the pid exists, take it as alive
 
 
+def reply_pieces(reply: Reply, business: Business) -> list[dict[str, Any]]:
+    """The reply split into piece entries; a piece holding a responder-marked value is flagged ``slot``
+    (reports and the precompute plan never list it: it may be a caller's name or booking)."""
+    from app.events import marked_in
+
+    values = list(reply.marked().values())
+    pieces = [{"text": p, **({"slot": True} if marked_in(p, values) else {})}
+              for p in split_pieces(reply.text, business.splice, reply.marks)]
+    return pieces or [{"text": business.prompt("apology")}]
+
+
 class TurnEngine:
     """Starts, runs, adopts and ends turns. ``runtime`` supplies state, synthesizer, responder, pool, settings.
 
@@ -279,7 +290,7 @@ class TurnEngine:
         started = time.perf_counter()
         reply = self.reply(business, history, utterance, call_sid)
         turn = T.replied(turn, reply.text, reply.action, self.pieces_of(business, reply),
-                         (time.perf_counter() - started) * 1000)
+                         (time.perf_counter() - started) * 1000, reply.failure)
         if len(turn.ready_prefix()) == len(turn.pieces or ()):
             turn = T.complete(turn)
             if end_as is not None:
@@ -386,7 +397,7 @@ class TurnEngine:
 
     @staticmethod
     def _replied_maybe_done(t: Turn, reply: Reply, pieces: list[dict[str, Any]], ai_ms: float) -> Turn:
-        t = T.replied(t, reply.text, reply.action, pieces, ai_ms)
+        t = T.replied(t, reply.text, reply.action, pieces, ai_ms, reply.failure)
         return T.complete(t) if len(t.ready_prefix()) == len(t.pieces or ()) else t
 
     @staticmethod
@@ -409,9 +420,9 @@ class TurnEngine:
         return safe_reply(self.rt.responder, business, history, utterance)
 
     def pieces_of(self, business: Business, reply: Reply) -> list[dict[str, Any]]:
-        """The reply's pieces, each already filled when its clip is in the index (no network)."""
-        texts = split_pieces(reply.text, business.splice, reply.marks) or [business.prompt("apology")]
-        return [self.make_clip(business, text, lookup_only=True) or {"text": text} for text in texts]
+        """The reply's pieces (:func:`reply_pieces`), each already filled when its clip is in the index (no network)."""
+        return [{**(self.make_clip(business, plan["text"], lookup_only=True) or {}), **plan}
+                for plan in reply_pieces(reply, business)]
 
     def make_clip(self, business: Business, text: str, *, deadline: float | None = None,
                   lookup_only: bool = False) -> dict[str, Any] | None:
@@ -448,9 +459,14 @@ class TurnEngine:
         }
         if clip.fallback:
             piece["voice"] = clip.voice  # spoken by a fallback voice
+            piece["own_error"] = clip.own_error or None  # why the own voice could not (reports, metrics)
+            if clip.own_error:
+                from app import metrics
+
+                metrics.record_synthesis_error(business.voice.provider, clip.own_error)
         if clip.spooled:
             piece["spooled"] = True  # served from this host's edge until the store takes it
         return piece
 
 
-__all__ = ["DEADLINE_MARGIN_S", "Liveness", "TurnEngine", "process_lease"]
+__all__ = ["DEADLINE_MARGIN_S", "Liveness", "TurnEngine", "process_lease", "reply_pieces"]
