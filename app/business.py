@@ -22,7 +22,7 @@ BUSINESS_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}$")
 SAY_VOICE_RE = re.compile(r"^(?:man|woman|alice|(?:Polly|Google)\.[A-Za-z0-9_-]{1,64})$")
-SPLICE_LEVELS = ("sentence", "clause", "slot", "whole")
+SPLICE_LEVELS = ("sentence", "clause", "slot", "phrase", "whole")
 PROMPT_NAMES = ("reprompt", "still_there", "goodbye", "apology", "second_filler", "hold", "sorry_wait", "transfer")
 DEFAULT_PROMPTS = {
     "reprompt": "Sorry, I didn't catch that. Could you say it again?",

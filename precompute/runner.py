@@ -345,7 +345,7 @@ class RunOptions:
     budget_chars: int | None = None
     corpus: Path | None = None
     fixed_only: bool = False
-    rank: str = "count"
+    rank: str = "turns"
 
 
 def _shared_lease(runtime: Any, name: str, what: str) -> Any:
@@ -385,16 +385,18 @@ def mined_counts(runtime: Any, businesses: Sequence[Any], options: RunOptions) -
                         this_host=host_of(runtime), since=today - dt.timedelta(days=max(1, days) - 1), until=today)
     mined = mine.mine_events(mine.parse_lines(lines))
     log.info("mined %d turns over %d days: %d voices", mined.turns, days, len(mined.counts))
-    corpus_by_level: dict[str, Counter[str]] = {}
+    corpus_by_level: dict[str, mine.Mined] = {}
     turns = list(mine.agent_turns(mine.read_corpus(options.corpus))) if options.corpus else []
 
     def counts(voice: Any) -> Counter[str]:
-        out = mined.for_voice(voice.slug, min_calls=runtime.settings.min_distinct_calls)
+        parts = [mined]
         for level in sorted({b.splice for b in businesses if b.voice == voice}):
             if turns and level not in corpus_by_level:
-                corpus_by_level[level] = mine.mine_corpus(turns, level).counts[""]
-            out.update(corpus_by_level.get(level, Counter()))
-        return out
+                corpus_by_level[level] = mine.mine_corpus(turns, level)
+            if level in corpus_by_level:
+                parts.append(corpus_by_level[level])
+        # logged pieces heard in fewer than min_distinct_calls calls are left out; coverage for the "turns" rank
+        return mine.combined(parts, voice.slug, min_calls=runtime.settings.min_distinct_calls)
 
     return counts
 

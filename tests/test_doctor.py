@@ -164,7 +164,7 @@ def test_every_broken_business_is_named_at_once(tmp_path):
     report = diagnose(env_for(tmp_path, WARMLINE_BUSINESSES=business_file(tmp_path, text)))
     assert report.problems == [
         "business 'demo': field 'rollout.rollout_percent': must be an integer from 0 to 100",
-        "business 'second': field 'splice': must be one of sentence, clause, slot, whole",
+        "business 'second': field 'splice': must be one of sentence, clause, slot, phrase, whole",
     ]
     assert [c.name for c in report.checks] == ["settings", "businesses", "live"]  # live checks wait for a valid file
 
@@ -357,6 +357,6 @@ def test_sighup_reloads_the_business_file_and_refuses_a_broken_one(tmp_path):
         assert gathers_for(incoming(server, "demo")) == "demo"
         log = server.log_tail(200_000)
     assert log.count("reload refused, still serving the previous business file: business 'second': field "
-                     "'splice': must be one of sentence, clause, slot, whole") == 1, log
+                     "'splice': must be one of sentence, clause, slot, phrase, whole") == 1, log
     assert "Traceback" not in log
     assert not list((tmp_path / "var" / "run").iterdir())  # the pinned copy goes with the master

@@ -97,7 +97,7 @@ def test_process_on_one_host_and_tts_ready_on_another(tmp_path, llm, state_env):
         answer, plays = until_answer(b.base_url, v[1][2], call_sid)
         assert [x[0] for x in answer][-5:] == ["Gather", "Say", "Gather", "Say", "Hangup"]
         assert answer[-4][2] == "Are you still there?"
-        assert len(plays) == 2 and all(u.startswith(b.base_url + "/cdn/tts/v1/piper-en_us-joe-medium/") for u in plays)
+        assert len(plays) == 2 and all(u.startswith(b.base_url + "/cdn/tts/v2/piper-en_us-joe-medium/") for u in plays)
         # Both sentences were synthesized on host A and are served to B's callers from the shared store.
         for url in plays:
             clip = httpx.get(b.base_url + urlsplit(url).path, timeout=10)

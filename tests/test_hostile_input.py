@@ -341,7 +341,7 @@ def test_hostile_speech_with_a_real_tts_provider_becomes_clips_not_markup(apps):
     answer = v[:-5]
     assert answer and {x[0] for x in answer} == {"Play"}
     for _tag, _attrs, url, _children in answer:
-        assert url.startswith("http://localhost/cdn/tts/v1/") and url.endswith(".wav")
+        assert url.startswith("http://localhost/cdn/tts/v2/") and url.endswith(".wav")
     # It was synthesized as words (canon() folds case), never obeyed.
     assert any("</redirect>" in text.lower() for text in provider.calls)
 

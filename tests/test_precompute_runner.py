@@ -278,11 +278,10 @@ def test_cli_run_dry_run_and_errors(pc_app, provider, tmp_path):
     unknown = runner.invoke(args=["precompute", "run", "--business", "nope"])
     assert unknown.exit_code == 1 and "no business 'nope'" in unknown.output
     corpus = tmp_path / "c.jsonl"
-    corpus.write_text(json.dumps({"id": "d", "turns": [
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "turns": [  # a piece counts once per dialogue
         {"speaker": "user", "text": "hi"},
-        {"speaker": "system", "text": "Happy to help. Anything else?"},
-        {"speaker": "system", "text": "Anything else?"},
-        {"speaker": "system", "text": "Anything else?"}]}) + "\n")
+        {"speaker": "system", "text": "Happy to help. Anything else?" if i == 1 else "Anything else?"},
+        {"speaker": "system", "text": "Anything else?"}]}) + "\n" for i in (1, 2, 3)))
     mined = runner.invoke(args=["precompute", "run", "--dry-run", "--from-corpus", str(corpus)])
     assert mined.exit_code == 0, mined.output
     assert f"planned {FIXED_DEMO_CLIPS + 1} clips ({FIXED_DEMO_CLIPS} fixed, 1 mined)" in mined.output
@@ -355,6 +354,6 @@ def test_events_are_shipped_to_the_events_bucket_and_mined_from_every_host(tmp_p
                                  since=dt.date(2026, 11, 19), until=today))
         mined = mine.mine_events(mine.parse_lines(lines))
         shipper.close()
-    assert dict(mined.counts[voice.slug]) == {"we open at 9 a.m.": 9, "is there anything else?": 5}
-    assert mined.for_voice(voice.slug, min_calls=6) == {"we open at 9 a.m.": 9}
+    assert dict(mined.counts[voice.slug]) == {"we open at nine a.m.": 9, "is there anything else?": 5}
+    assert mined.for_voice(voice.slug, min_calls=6) == {"we open at nine a.m.": 9}
     assert host_id("Web-01.Example.COM") == "web-01-example-com"

@@ -152,7 +152,7 @@ def test_make_stack_two_hosts_one_scheduler_one_call(stack):
 
     # 4. Every clip the caller heard is an object in the clip bucket (the store), valid audio.
     plays = [e.detail["url"] for e in result.events if e.kind == "play"]
-    assert plays and all(url.startswith(f"{state['gcs']}/{CLIPS_BUCKET}/tts/v1/") for url in plays), plays
+    assert plays and all(url.startswith(f"{state['gcs']}/{CLIPS_BUCKET}/tts/v2/") for url in plays), plays
     admin = emulator_admin_client(state["gcs"])
     names = {blob.name for blob in admin.list_blobs(CLIPS_BUCKET)}
     for url in set(plays):

@@ -124,7 +124,7 @@ def test_miss_plays_a_filler_and_redirects_then_ready_plays_the_answer(make_app)
     assert v[1][2] == f"{BASE}/voice/tts-ready/demo/{call_sid}?turn=1&played=0"
     ready = verbs(follow(client, v[1][2]).data)
     assert [x[0] for x in ready] == ["Play"] + listen_tail(call_sid)
-    assert ready[0][2].startswith(BASE + "/cdn/tts/v1/piper-en_us-joe-medium/")
+    assert ready[0][2].startswith(BASE + "/cdn/tts/v2/piper-en_us-joe-medium/")
     app.extensions["warmline"].shutdown()
     (event,) = [e for e in events(app) if e["outcome"] != "reprompt"]
     assert (event["outcome"], event["filler"], event["hops"]) == ("filler", "Let me check that for you.", 1)
