@@ -8,7 +8,7 @@ from app.responders.base import Reply
 from app.voice.pacing import MIN_SAMPLES, Pacing
 from tests.conftest import new_call_sid
 from tests.fakes import ScriptedResponder
-from tests.test_voice_flow import build, follow, process, verbs
+from tests.test_voice_flow import BASE, build, follow, process, publish, verbs, warm
 
 
 def test_budget_holds_until_enough_turns_are_seen():
@@ -41,7 +41,8 @@ def test_every_hop_waits_at_most_the_silence_budget_and_bridges_never_repeat(mak
     then the hold phrase, then an honest "sorry for the wait", alternating after that; then the answer."""
     responder = ScriptedResponder({}, default=Reply("Thought about it."), delay_s=1.5)
     app, _ = build(make_app, responder=responder, hop_s=2.5, silence_budget_s=0.3)
-    demo = app.extensions["warmline"].businesses.get("demo")
+    demo = warm(app)  # the bridges are precomputed clips, as in production
+    text_of = {BASE + publish(app, t)[0]: t for t in demo.prompts.values()}
     client = app.test_client()
     call_sid = new_call_sid()
     url = verbs(process(client, call_sid, "question").data)[1][2]
@@ -52,8 +53,8 @@ def test_every_hop_waits_at_most_the_silence_budget_and_bridges_never_repeat(mak
         waits.append(time.monotonic() - started)
         if hop[-1][0] != "Redirect":
             break
-        assert [x[0] for x in hop] == ["Say", "Redirect"] and hop[1][2] == url
-        bridges.append(hop[0][2])
+        assert [x[0] for x in hop] == ["Play", "Redirect"] and hop[1][2] == url
+        bridges.append(text_of[hop[0][2]])
     assert [x[0] for x in hop][-5::2] == ["Gather", "Gather", "Hangup"] and hop[0][0] == "Play"
     expected = [demo.prompt(n) for n in ("second_filler", "hold", "sorry_wait")]
     expected += [demo.prompt(n) for n in ("second_filler", "hold")] * 10
