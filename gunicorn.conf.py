@@ -37,7 +37,12 @@ def _int(var, default):
 bind = (os.environ.get("WARMLINE_BIND") or "127.0.0.1:8000").replace(",", " ").split()
 worker_class = "gthread"
 workers = _int("WARMLINE_WORKERS", 2)
-threads = _int("WARMLINE_THREADS", 32)
+# A request holds its thread while it waits: `process` up to the instant budget (0.3 s), a `tts-ready`
+# hop up to the silence budget (0.5 s), then it answers with a bridge. With 200 calls on a host about
+# a third are in such a wait at any moment (the rest are listening to audio or speaking), ~70
+# requests over 2 workers: 64 threads per worker carry 200+ calls with room for bursts. Threads that
+# wait cost memory, not CPU (the GIL is released on I/O).
+threads = _int("WARMLINE_THREADS", 64)
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
