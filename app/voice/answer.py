@@ -149,6 +149,49 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
         return False
 
 
+class TurnSink:
+    """A :class:`Sink` writing a turn's record through the engine's fenced job writes.
+
+    ``write(fn)`` is the engine's ``_write(call_sid, n, gen, fn)`` (FencedOut once the turn ended or
+    moved to another generation); the transitions are :mod:`app.voice.turn`'s. ``on_first_piece``
+    is called once, with the seconds from ``origin`` (epoch) to the first playable piece.
+    """
+
+    def __init__(self, write: Callable[[Callable[[Any], Any]], Any], stops: tuple[type[BaseException], ...], *,
+                 origin: float, on_first_piece: Callable[[float], None] | None = None) -> None:
+        self._write = write
+        self.stops = stops
+        self.origin = origin
+        self.on_first_piece = on_first_piece
+        self.added = 0
+        self._first = threading.Event()
+
+    def pieces_added(self, texts: Sequence[str]) -> None:
+        from app.voice import turn as T
+
+        self._write(lambda t: T.extend(t, [{"text": x} for x in texts]))
+        self.added += len(texts)
+
+    def piece_ready(self, i: int, piece: Piece) -> None:
+        from app.voice import turn as T
+
+        self._write(lambda t: T.piece_ready(t, i, piece))
+        if i == 0 and not self._first.is_set():
+            self._first.set()
+            if self.on_first_piece is not None:
+                self.on_first_piece(time.time() - self.origin)
+
+    def replied(self, text: str, action: str, ai_ms: float) -> None:
+        from app.voice import turn as T
+
+        self._write(lambda t: T.replied(t, text, action, t.pieces or (), ai_ms))
+
+    def done(self) -> None:
+        from app.voice import turn as T
+
+        self._write(T.complete)
+
+
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
 
@@ -167,4 +210,4 @@ def synthesis_pool(workers: int) -> ThreadPoolExecutor:
         return pool
 
 
-__all__ = ["INCREMENTAL_SPLICES", "Piece", "Sink", "produce", "synthesis_pool"]
+__all__ = ["INCREMENTAL_SPLICES", "Piece", "Sink", "TurnSink", "produce", "synthesis_pool"]
