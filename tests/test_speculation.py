@@ -358,3 +358,38 @@ def test_at_most_one_live_speculation_and_a_bounded_number_per_turn(state, demo)
     assert len(jobs) == 2
     settled = h.spec.settle(SID, 2, "Book a cleaning, please.", history_len=2)
     assert settled.outcome == ADOPTED and settled.started == 2
+
+
+def test_the_stream_is_read_as_the_model_writes_whatever_the_synthesis_backlog():
+    """A slow voice must not hold the model's stream (its own deadline would run out mid-reply)."""
+    log: list = []
+    texts = ["One.", "Two.", "Three.", "Four."]
+    exhausted = threading.Event()
+
+    class Watched(Stream):
+        def __next__(self):
+            try:
+                return super().__next__()
+            except StopIteration:
+                exhausted.set()
+                raise
+
+    stream = Watched(texts, Reply(" ".join(texts)), log)
+    gate = threading.Event()
+    sink = RecordingSink()
+    result: list[bool] = []
+
+    def make_clip(text):
+        gate.wait(10)
+        return clip_of(text)
+
+    with ThreadPoolExecutor(max_workers=4) as synth:
+        runner = threading.Thread(target=lambda: result.append(produce(
+            stream, splice="sentence", make_clip=make_clip, sink=sink, synth=synth, per_turn=1)))
+        runner.start()
+        assert exhausted.wait(10)  # the whole reply was read while the first clip still waits
+        assert log.count("next") == len(texts) + 1
+        assert [p["text"] for p in sink.pieces] == texts and not any("url" in p for p in sink.pieces)
+        gate.set()
+        runner.join(10)
+    assert result == [True] and all(p.get("url") for p in sink.pieces)
