@@ -24,6 +24,8 @@ DEFAULT_WAIT_S = 1.2
 MIN_SAMPLES = 4
 OVERHEAD_S = 0.15
 """What follows a filler before the answer can play: the redirect's round trip and the clip's first fetch."""
+SORRY_AFTER_S = 3.0
+"""A caller who has waited this long hears an honest "sorry for the wait" (once) rather than another filler."""
 GRACE_S = 0.05
 """How much longer than the silence budget a hop may wait when the answer is expected within it (no bridge)."""
 
@@ -89,4 +91,4 @@ def worth_bridging(phrases: Sequence[tuple[str, float]], remaining_s: float) -> 
 PREDICTOR = WaitPredictor()
 """This process's predictor: turn jobs teach it (first piece ready), webhooks ask it."""
 
-__all__ = ["GRACE_S", "PREDICTOR", "DEFAULT_WAIT_S", "OVERHEAD_S", "WaitPredictor", "choose", "worth_bridging"]
+__all__ = ["GRACE_S", "PREDICTOR", "SORRY_AFTER_S", "DEFAULT_WAIT_S", "OVERHEAD_S", "WaitPredictor", "choose", "worth_bridging"]
