@@ -316,7 +316,7 @@ def test_a_speculation_dropped_mid_answer_keeps_its_published_clips_out_of_the_t
 
 def test_a_speculation_raced_by_the_final_result_never_starts(state, demo):
     h = Harness(state, demo)
-    assert h.partial("what are your hours", "what are", 1) == "waiting"  # complete-looking, not yet stable
+    assert h.partial("what are your hours", "", 1) == "waiting"  # complete-looking, no stable part reported
     assert h.spec.settle(SID, 2, "What are your hours?", history_len=2).outcome == "none"
     (delay, check), = h.timers
     assert delay == h.spec.quiet_s
@@ -325,11 +325,13 @@ def test_a_speculation_raced_by_the_final_result_never_starts(state, demo):
 
 def test_the_quiet_window_starts_a_speculation_when_nothing_newer_came(state, demo):
     h = Harness(state, demo)
-    assert h.partial("what are your hours", "what are", 1) == "waiting"
-    assert h.partial("what are your hours today", "what are your", 2) == "waiting"
+    assert h.partial("what are your hours", "", 1) == "waiting"
+    assert h.partial("what are your hours today", "", 2) == "waiting"
     first, second = h.timers
     assert first[1]() == "stale"  # a newer partial came within the window
     assert second[1]() == "started" and len(h.jobs) == 1
+    # Where the recognizer reports a stable part, only its catching up starts one: no timer.
+    assert h.partial("what are your hours today please", "what are your", 3) == "noted" and len(h.timers) == 2
 
 
 def test_out_of_order_late_and_disabled_partials(state, demo):

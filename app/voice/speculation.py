@@ -3,8 +3,8 @@
 While the caller speaks, Twilio posts partial results (``UnstableSpeechResult``,
 ``StableSpeechResult``, ``SequenceNumber``) to ``/voice/partial/...``. When the transcript looks
 *complete and stable* -- the stable part has caught up with the whole running transcript (the
-recognizer settled at the end of speech), or no newer partial came within ``quiet_s`` and the text
-does not end mid-phrase -- a speculative job starts: responder (streamed) and clips, exactly like a
+recognizer settled at the end of speech), or, from a recognizer that reports no stable part at all,
+no newer partial came within ``quiet_s`` and the text does not end mid-phrase -- a speculative job starts: responder (streamed) and clips, exactly like a
 turn job, but written under the speculation's own record and key (:func:`speech_key`: ``canon()``
 of the text without the punctuation at word ends, which Twilio's running and final transcripts
 disagree on), never
@@ -231,7 +231,10 @@ class Speculator:
             return "noted"
         if complete_and_stable(unstable, stable):
             return self._maybe_start(business, call_sid, upcoming, seq, history)
-        if looks_complete(unstable):
+        if not stable.strip() and looks_complete(unstable):
+            # A recognizer that reports no stable part at all: a transcript left unchanged for the quiet
+            # window stands in for it. Where Twilio reports one, only its catching up starts a speculation
+            # (a late partial on a loaded network must not start one mid-sentence).
             self.timers.call_later(self.quiet_s, lambda: self._maybe_start(business, call_sid, upcoming, seq, history))
             return "waiting"
         return "noted"
