@@ -37,7 +37,12 @@ def _int(var, default):
 bind = (os.environ.get("WARMLINE_BIND") or "127.0.0.1:8000").replace(",", " ").split()
 worker_class = "gthread"
 workers = _int("WARMLINE_WORKERS", 2)
-threads = _int("WARMLINE_THREADS", 32)
+# A request holds its thread while it waits: `process` up to the instant budget (0.3 s), a `tts-ready`
+# hop up to the silence budget (0.5 s), then it answers with a bridge. With 200 calls on a host about
+# a third are in such a wait at any moment (the rest are listening to audio or speaking), ~70
+# requests over 2 workers: 64 threads per worker carry 200+ calls with room for bursts. Threads that
+# wait cost memory, not CPU (the GIL is released on I/O).
+threads = _int("WARMLINE_THREADS", 64)
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
@@ -137,6 +142,33 @@ def on_reload(server):
 
 def on_exit(server):
     _pinned_path(server).unlink(missing_ok=True)
+    _ship_what_is_left(server)
+
+
+def _ship_what_is_left(server):
+    """After every worker has gone: ship whatever is left of this host's turn log (idempotent, create-only)."""
+    from pathlib import Path
+
+    from app.config import load_settings
+    from app.errors import StoreError, WarmlineError
+    from app.events_ship import Shipper, host_id
+    from app.events_store import open_events_store
+
+    try:
+        settings = load_settings()
+        store = open_events_store(settings.events_store, settings.store, settings.data_dir)
+    except WarmlineError as exc:
+        server.log.warning("final shipping of turn events skipped: %s", exc)
+        return
+    if store is None:
+        return
+    shipper = Shipper(Path(settings.data_dir) / "events", store, host_id(settings.host_id))
+    try:
+        shipper.ship_once()
+    except (StoreError, OSError) as exc:
+        server.log.warning("final shipping of turn events failed: %s", exc)
+    finally:
+        shipper.close()
 
 
 def post_worker_init(worker):
@@ -150,6 +182,8 @@ def post_worker_init(worker):
             worker.log.warning("warm-up failed: %s", exc)
 
     threading.Thread(target=warm, name="warm-up", daemon=True).start()
+    # Turn events to the private events store; one worker per host ships (a flock), the others stand by.
+    worker.wsgi.extensions["warmline"].start_shipping()
 
 
 def worker_exit(server, worker):
@@ -157,6 +191,7 @@ def worker_exit(server, worker):
     runtime = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("warmline")
     if runtime is not None:
         runtime.shutdown(wait=True)
+        runtime.stop_shipping()  # after the last turn is logged: ship it
 
 
 def child_exit(server, worker):

@@ -57,10 +57,11 @@ class Settings:
     # Call flow (seconds unless named _ms).
     instant_budget_ms: int = 300
     hop_s: float = 2.5
-    silence_budget_s: float = 0.5  # after a filler, how long tts-ready waits in silence before a second filler
+    silence_budget_s: float = 0.5  # how long any tts-ready hop waits in silence before it bridges (see app/voice/pacing.py)
     turn_deadline_s: float = 8.0
     control_tts_timeout_s: float = 4.0
-    turn_workers: int = 8
+    turn_workers: int = 48  # turn-job threads per process (I/O-bound: they wait on the AI and TTS; see app/runtime.py)
+    turn_queue: int = 48  # turn jobs that may wait for a thread; beyond that a turn is refused (admission control)
     call_ttl_s: int = 3600
     lease_s: float = 6.0
     max_speech_chars: int = 2000
@@ -79,10 +80,14 @@ class Settings:
     clips_per_turn: int = 3  # clips of one answer made at once
     speculate_quiet_s: float = 0.35  # a complete-looking transcript unchanged this long starts a speculation
     host_id: str = ""  # names this host's turn-event files in a shared store; '' = the host name
+    # Turn events and reports (issue 12): a private store, never the public clip store.
+    events_store: str = ""  # a directory or gs://bucket/prefix; '' = events stay on this host
+    events_ship_interval_s: float = 60.0  # how often a host ships its new events
+    min_distinct_calls: int = 3  # a sentence is listed (report, plan) only once heard in this many calls
     # Serving (gunicorn reads these; the bind also decides whether dev tokens may be used).
     bind: tuple[str, ...] = (DEFAULT_BIND,)
     workers: int = 2
-    threads: int = 32
+    threads: int = 64  # gunicorn threads per worker (see gunicorn.conf.py)
 
     @property
     def production(self) -> bool:
@@ -151,6 +156,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "WARMLINE_TURN_DEADLINE_S": ("turn_deadline_s", _number),
     "WARMLINE_CONTROL_TTS_TIMEOUT_S": ("control_tts_timeout_s", _number),
     "WARMLINE_TURN_WORKERS": ("turn_workers", int),
+    "WARMLINE_TURN_QUEUE": ("turn_queue", int),
     "WARMLINE_CALL_TTL_S": ("call_ttl_s", int),
     "WARMLINE_LEASE_S": ("lease_s", _number),
     "WARMLINE_PRECOMPUTE_CRON": ("precompute_cron", str),
@@ -165,6 +171,9 @@ _ENV: dict[str, tuple[str, Any]] = {
     "WARMLINE_CLIPS_PER_TURN": ("clips_per_turn", int),
     "WARMLINE_SPECULATE_QUIET_S": ("speculate_quiet_s", _number),
     "WARMLINE_HOST_ID": ("host_id", str),
+    "WARMLINE_EVENTS_STORE": ("events_store", str),
+    "WARMLINE_EVENTS_SHIP_INTERVAL_S": ("events_ship_interval_s", _number),
+    "WARMLINE_MIN_DISTINCT_CALLS": ("min_distinct_calls", int),
     "WARMLINE_BIND": ("bind", _binds),
     "WARMLINE_WORKERS": ("workers", int),
     "WARMLINE_THREADS": ("threads", int),
@@ -260,8 +269,8 @@ def _range(settings: Settings) -> Iterable[str]:
         value = getattr(s, name)
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             yield bad(name, "must be a finite number of seconds greater than 0")
-    for name, low in (("turn_workers", 1), ("call_ttl_s", 1), ("workers", 1), ("threads", 1), ("precompute_days", 1),
-                      ("synth_workers", 1), ("clips_per_turn", 1),
+    for name, low in (("turn_workers", 1), ("turn_queue", 0), ("call_ttl_s", 1), ("workers", 1), ("threads", 1),
+                      ("precompute_days", 1), ("synth_workers", 1), ("clips_per_turn", 1),
                       ("precompute_min_count", 1), ("precompute_budget_chars", 0), ("instant_budget_ms", 0),
                       ("max_speech_chars", 1), ("max_request_bytes", 1024)):
         if getattr(s, name) < low:
@@ -315,6 +324,23 @@ def check_settings(settings: Settings) -> list[str]:
             if not value or value == dev:
                 problems.append(f"{var} is the published development token, which only works on loopback; "
                                 f"{exposed[0]}: set a real secret")
+    problems += _events_problems(s)
+    return problems
+
+
+def _events_problems(s: Settings) -> list[str]:
+    """The events store must be private (never in the public clip store); the report/plan knobs in range."""
+    from app.events_store import check_private
+
+    problems = []
+    try:
+        check_private(s.events_store, s.store, Path(s.data_dir))
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if not 1 <= s.min_distinct_calls <= 16:
+        problems.append(f"WARMLINE_MIN_DISTINCT_CALLS={s.min_distinct_calls!r} must be between 1 and 16")
+    if not (math.isfinite(s.events_ship_interval_s) and s.events_ship_interval_s > 0):
+        problems.append(f"WARMLINE_EVENTS_SHIP_INTERVAL_S={s.events_ship_interval_s!r} must be a number of seconds > 0")
     return problems
 
 

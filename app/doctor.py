@@ -9,6 +9,8 @@ a worker; see ``gunicorn.conf.py``) and on demand as ``flask --app wsgi doctor``
                 installed, a Deepgram key set
     data dir    WARMLINE_DATA_DIR writable (key index, call state, turn log, spool live there)
     store       a create-only probe clip written, read back byte for byte (WARMLINE_STORE)
+    events      the private events store answers (WARMLINE_EVENTS_STORE: a bucket listing, or a
+                writable directory; no probe object, since reports read what lies there)
     state       the call-state backend answers (Redis PING / the diskcache directory)
     responder   the LLM endpoint answers and accepts the key, when WARMLINE_LLM_URL is set
     schedule    WARMLINE_PRECOMPUTE_CRON / _TIMEZONE parse; the next run is shown
@@ -104,7 +106,7 @@ def diagnose(environ: Mapping[str, str] | None = None, *, overrides: Mapping[str
                                                "run once these are fixed)",)))
         return Report(tuple(checks))
     for name, fn in (("voices", _check_voices), ("data dir", _check_data_dir), ("store", _check_store),
-                     ("state", _check_state), ("responder", _check_responder), ("schedule", _check_schedule)):
+                     ("events", _check_events), ("state", _check_state), ("responder", _check_responder), ("schedule", _check_schedule)):
         checks.append(_run(name, fn, settings, businesses, timeout_s))
     return Report(tuple(checks))
 
@@ -254,11 +256,43 @@ def _check_store(settings: Settings, businesses: Any, timeout_s: float) -> tuple
         store = open_store(settings, retry_deadline_s=timeout_s)
     except ConfigError as exc:  # e.g. no Google Cloud credentials
         return [], [f"WARMLINE_STORE={settings.store}: {exc}"]
-    found, problems = check_store_roundtrip(store, "WARMLINE_STORE", settings.store)
-    events_store = getattr(settings, "events_store", "")  # WARMLINE_EVENTS_STORE, where it exists
-    if events_store:
-        found.append(f"events store {events_store} configured (private; see docs/deploy.md)")
-    return found, problems
+    return check_store_roundtrip(store, "WARMLINE_STORE", settings.store)
+
+
+def _check_events(settings: Settings, businesses: Any, timeout_s: float) -> tuple[list[str], list[str]]:
+    """The private events store answers: a bounded listing of a GCS bucket, or a writable directory.
+
+    No probe object is written there: whatever lies under ``raw/`` is read by the reports.
+    """
+    location = settings.events_store
+    var = "WARMLINE_EVENTS_STORE"
+    if not location:
+        return [f"none: turn events stay on this host ({var} not set)"], []
+    if location.startswith("gs://"):
+        from google.api_core.retry import Retry
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        from cdn.gcs import _FOREIGN_ERRORS, make_gcs_client
+
+        bucket, _, prefix = location[len("gs://"):].partition("/")
+        prefix = prefix.strip("/")
+        retry: Retry = DEFAULT_RETRY.with_timeout(timeout_s)
+        try:
+            client = make_gcs_client()
+            list(client.list_blobs(bucket, prefix=f"{prefix}/raw/" if prefix else "raw/", max_results=1,
+                                   timeout=timeout_s, retry=retry))
+        except _FOREIGN_ERRORS as exc:
+            return [], [f"{var}={location}: the events bucket does not answer a listing: {exc}"]
+        return [f"{location}: private bucket answers (listing raw/)"], []
+    directory = Path(location).expanduser()
+    probe = directory / f".doctor-{os.getpid()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        return [], [f"{var}={directory}: not writable: {exc.strerror or exc}"]
+    return [f"{directory} writable"], []
 
 
 def _check_state(settings: Settings, businesses: Any, timeout_s: float) -> tuple[list[str], list[str]]:

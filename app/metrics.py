@@ -10,14 +10,21 @@ default registry is served (development, tests).
 Series (all seconds, all counters ``_total``):
 
     warmline_turns_total{business,arm,outcome}
-    warmline_sentences_total{business,result="hit"|"miss"}
-    warmline_fallbacks_total{business}                      turns that ended in <Say> (fallback/apology)
+    warmline_sentences_total{business,result}               how each sentence was heard: cache | live |
+                                                            fallback_voice | say (app.events.SPOKEN)
+    warmline_fallbacks_total{business,kind}                 turns the caller heard a <Say> (say), a
+                                                            fallback voice (fallback_voice), an apology
+                                                            instead of the responder's reply (apology)
+    warmline_responder_failures_total{business,error_class} turns whose responder failed
     warmline_time_to_first_audio_seconds{business,arm}      histogram
     warmline_time_to_answer_seconds{business,arm}           histogram
     warmline_ai_seconds                                     histogram
     warmline_tts_seconds{provider}                          histogram, turns with live synthesis
-    warmline_synthesis_errors_total{provider,error_class}
-    warmline_webhook_requests_total{endpoint,status}
+    warmline_synthesis_errors_total{provider,error_class}   every voice that failed a clip (rescued or not)
+    warmline_webhook_requests_total{endpoint,status}        every /voice/* response, 403s included
+
+:func:`init_app` creates the known label sets at zero (every business, kind, voice endpoint), so
+``/metrics`` is never empty and an alert on a rate has a series from the first scrape.
 
 Everything here is safe across threads (prometheus-client locks) and processes (multiprocess mode).
 """
@@ -28,11 +35,13 @@ import json
 import logging
 import os
 import threading
+from collections import Counter as Tally
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -43,8 +52,9 @@ from prometheus_client import (
     multiprocess,
 )
 
+from app.events import SAY_OUTCOMES, SPOKEN
+
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0)
-SAY_OUTCOMES = frozenset(("fallback", "apology"))
 turn_logger = logging.getLogger("warmline.turns")
 
 _lock = threading.Lock()
@@ -60,7 +70,14 @@ def metrics() -> SimpleNamespace:
                 _metrics = SimpleNamespace(
                     turns=Counter("warmline_turns", "Turns by business, arm and outcome.", ["business", "arm", "outcome"]),
                     sentences=Counter("warmline_sentences", "Answer sentences by cache result.", ["business", "result"]),
-                    fallbacks=Counter("warmline_fallbacks", "Turns that fell back to <Say>.", ["business"]),
+                    fallbacks=Counter(
+                        "warmline_fallbacks", "Turns the caller heard a <Say>, a fallback voice or an apology.",
+                        ["business", "kind"],
+                    ),
+                    responder_failures=Counter(
+                        "warmline_responder_failures", "Turns whose responder failed (the caller heard an apology).",
+                        ["business", "error_class"],
+                    ),
                     ttfa=Histogram(
                         "warmline_time_to_first_audio_seconds", "Webhook arrival to the first audio the caller hears.",
                         ["business", "arm"], buckets=LATENCY_BUCKETS,
@@ -99,13 +116,18 @@ def record_turn(event: dict[str, Any]) -> None:
     outcome = str(event.get("outcome") or "unknown")
     m.turns.labels(business, arm, outcome).inc()
     sentences = event.get("sentences") or ()
-    hits = sum(1 for s in sentences if s.get("hit") is True)
-    if hits:
-        m.sentences.labels(business, "hit").inc(hits)
-    if len(sentences) - hits:
-        m.sentences.labels(business, "miss").inc(len(sentences) - hits)
-    if outcome in SAY_OUTCOMES:
-        m.fallbacks.labels(business).inc()
+    heard = Tally(spoken_of(s) for s in sentences)
+    for kind, n in heard.items():
+        m.sentences.labels(business, kind).inc(n)
+    if heard["say"] or outcome in SAY_OUTCOMES:
+        m.fallbacks.labels(business, "say").inc()
+    if heard["fallback_voice"]:
+        m.fallbacks.labels(business, "fallback_voice").inc()
+    if event.get("reply") == "apology" or outcome == "apology":
+        m.fallbacks.labels(business, "apology").inc()
+    failure = event.get("failure") or {}
+    if failure.get("kind") == "responder":
+        m.responder_failures.labels(business, str(failure.get("error") or "unknown")).inc()
     if isinstance(event.get("time_to_first_audio_ms"), (int, float)):
         m.ttfa.labels(business, arm).observe(event["time_to_first_audio_ms"] / 1000)
     if isinstance(event.get("time_to_answer_ms"), (int, float)):
@@ -116,14 +138,48 @@ def record_turn(event: dict[str, Any]) -> None:
         m.tts.labels(_provider(event.get("voice"))).observe(event["tts_ms"] / 1000)
 
 
-def record_synthesis_error(provider: str, exc: BaseException) -> None:
+def spoken_of(sentence: dict[str, Any]) -> str:
+    """How a logged sentence was heard; seed (v1) events without ``spoken`` are read from hit/source/voice."""
+    spoken = sentence.get("spoken")
+    if spoken in SPOKEN:
+        return spoken
+    if sentence.get("source") == "say":
+        return "say"
+    if sentence.get("voice"):
+        return "fallback_voice"
+    return "cache" if sentence.get("hit") is True else "live"
+
+
+def record_synthesis_error(provider: str, exc: BaseException | str) -> None:
     """Count a synthesis failure under its exception class name (e.g. ``SynthesisRetryable``)."""
-    metrics().synthesis_errors.labels(provider, type(exc).__name__).inc()
+    name = exc if isinstance(exc, str) else type(exc).__name__
+    metrics().synthesis_errors.labels(provider, name).inc()
 
 
 def record_webhook_request(endpoint: str, status: int) -> None:
     """Count a webhook request; ``endpoint`` is the Flask endpoint name (bounded), not the URL."""
     metrics().webhook_requests.labels(endpoint, str(status)).inc()
+
+
+VOICE_ENDPOINTS = ("voice.incoming", "voice.process", "voice.tts_ready", "voice.fallback", "voice.status")
+SYNTHESIS_ERRORS = ("SynthesisRetryable", "SynthesisRejected", "SynthesisFailed", "InvalidAudio", "StoreUnavailable")
+
+
+def zero_series(business_ids: Iterable[str], providers: Iterable[str]) -> None:
+    """Create the known label sets at 0 so every series exists from the first scrape."""
+    m = metrics()
+    for endpoint in VOICE_ENDPOINTS:
+        for status in ("200", "403"):
+            m.webhook_requests.labels(endpoint, status)
+    for business in business_ids:
+        for kind in ("say", "fallback_voice", "apology"):
+            m.fallbacks.labels(business, kind)
+        for kind in SPOKEN:
+            m.sentences.labels(business, kind)
+        m.responder_failures.labels(business, "ResponderError")
+    for provider in providers:
+        for name in SYNTHESIS_ERRORS:
+            m.synthesis_errors.labels(provider, name)
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -154,9 +210,22 @@ def metrics_view() -> Response:
 
 
 def init_app(app) -> None:
-    """Register ``/metrics`` (idempotent)."""
-    if metrics_bp.name not in app.blueprints:
-        app.register_blueprint(metrics_bp)
+    """Register ``/metrics``, count every ``/voice/*`` response, create the zero series (idempotent)."""
+    if metrics_bp.name in app.blueprints:
+        return
+    app.register_blueprint(metrics_bp)
+    app.after_request(_count_webhook)
+    runtime = app.extensions.get("warmline")
+    businesses = list(getattr(runtime, "businesses", None) or ())
+    zero_series([b.id for b in businesses], sorted({b.voice.provider for b in businesses}))
+
+
+def _count_webhook(response: Response) -> Response:
+    """after_request: count a ``/voice/*`` response by endpoint and status (403s of the signature check too)."""
+    if request.path.startswith("/voice/"):
+        endpoint = request.endpoint if request.endpoint in VOICE_ENDPOINTS else "voice.unmatched"
+        record_webhook_request(endpoint, response.status_code)
+    return response
 
 
 # ---- structured logs ---------------------------------------------------------------------------

@@ -17,8 +17,8 @@ import re
 
 OBJECT_ROOT = "tts/"
 """Every clip object, of any key version, lives under this prefix."""
-CLIP_KEY_VERSIONS = ("v1",)
-"""The content-key versions whose clips a store accepts."""
+CLIP_KEY_VERSIONS = ("v1", "v2")
+"""The content-key versions whose clips a store accepts (v1: published before issue 14, still served)."""
 OBJECT_NAME_RE = re.compile(
     rf"^tts/(?:{'|'.join(CLIP_KEY_VERSIONS)})/[a-z0-9_-]{{1,80}}/[0-9a-f]{{2}}/[0-9a-f]{{64}}\.wav$")
 

@@ -1,8 +1,8 @@
 """Precompute: synthesize what callers will hear before they call.
 
 ``plan`` (pure) decides what to make; ``mine`` counts what callers heard (turn events, corpus
-files); ``runner`` makes it (bounded, retrying, idempotent, locked); ``ship`` uploads turn
-events to a shared store; ``scheduler`` runs it nightly; ``cli`` holds the commands.
+files, every host's from the private events store, see ``app.events_ship``); ``runner`` makes it
+(bounded, retrying, idempotent, locked); ``scheduler`` runs it nightly; ``cli`` holds the commands.
 ``corpus`` reads recorded dialogues (JSONL) for mining and for the simulator. Importing this package
 does nothing; :func:`init_app` registers the ``precompute`` CLI group (idempotent). Its admin views
 (``/admin/filler``, ``/admin/precompute``) live with the other admin views, in

@@ -7,16 +7,21 @@ For each business, in its voice:
    hours split into pieces at the business's ``splice`` level (the way the call flow splits an
    answer), plus any ``extra_fixed`` texts (a responder's fixed phrasing).
 2. **Mined** pieces: the counts of pieces callers heard (per voice, from the turn log or a corpus),
-   kept when seen at least ``min_count`` times; for ``splice = "slot"`` businesses, common slot
-   values (times of day, dates, small numbers) join as candidates with a prior count of
-   ``min_count``, so they fill what the budget leaves after the frequent pieces.
+   kept when seen at least ``min_count`` times; for ``splice = "slot"`` and ``"phrase"``
+   businesses, common slot values (times of day, dates, small numbers; for ``phrase`` in their
+   mid-sentence and sentence-final forms, "~three p.m.~" and "~three p.m.") join as candidates
+   with a prior count of ``min_count``, so they fill what the budget leaves after the frequent pieces.
 3. Anything already published (``is_published(key)``) is skipped; a key is planned once per run.
 4. Mined candidates are ranked and the plan is cut at ``budget_chars`` (and/or ``max_clips``).
 
-Ranking. Each item's expected *benefit* is occurrences x estimated audio seconds (the audio
-callers will hear from cache instead of waiting for). Under a character budget the best order
-for total benefit is benefit per character spent, which is the occurrence count itself
-(``rank="count"``, the default: occurrences, then shorter first — cheaper for the same count —
+Ranking. ``rank="turns"`` (the default) puts first the pieces that complete the most mined turns
+(their ``coverage``: turns whose every piece was heard in 2+ calls, see ``precompute.mine``), then
+orders by count: a turn is only served without synthesis when *all* its pieces are cached, and a
+piece heard often but only beside one-off names completes none. Without coverage (a plain Counter)
+it is the same as ``rank="count"``. Each item's expected *benefit* is occurrences x estimated
+audio seconds (the audio callers will hear from cache instead of waiting for). Under a character
+budget the best order for total benefit is benefit per character spent, which is the occurrence
+count itself (``rank="count"``: occurrences, then shorter first — cheaper for the same count —
 then text).
 ``rank="benefit"`` orders by the raw benefit instead (it favours long pieces; on the corpus
 benchmark it serves fewer turns *and* fewer characters from cache at every budget).
@@ -42,7 +47,7 @@ CHARS_PER_S = 15.0
 PAD_S = 0.12
 """The fixed silence pad of every trimmed clip (both ends), in seconds."""
 FIXED_KINDS = ("filler", "greeting", "prompt", "faq", "hours", "responder")
-RANKS = ("count", "benefit")
+RANKS = ("turns", "count", "benefit")
 
 
 def estimate_seconds(text: str) -> float:
@@ -55,7 +60,8 @@ class PlanItem:
     """One clip to make: ``text`` is canonical (what gets synthesized), ``key`` its content key.
 
     ``kind``: filler | greeting | prompt | faq | hours | responder | mined | slot_value.
-    ``count``: occurrences mined (0 for fixed items). ``chars`` bills; ``est_seconds`` estimated.
+    ``count``: occurrences mined (0 for fixed items); ``covers``: mined turns it helps complete.
+    ``chars`` bills; ``est_seconds`` estimated.
     """
 
     business: str
@@ -64,6 +70,7 @@ class PlanItem:
     text: str
     key: str
     count: int = 0
+    covers: int = 0
 
     @property
     def chars(self) -> int:
@@ -211,6 +218,8 @@ class _Builder:
 
 
 def _rank_key(rank: str) -> Callable[[PlanItem], tuple]:
+    if rank == "turns":
+        return lambda item: (-item.covers, -item.count, item.est_seconds, item.text)
     if rank == "count":
         return lambda item: (-item.count, item.est_seconds, item.text)
     if rank == "benefit":
@@ -229,7 +238,7 @@ def build_plan(
     fixed_only: bool = False,
     include_fixed: bool = True,
     extra_fixed: Callable[[Business], Iterable[str]] | None = None,
-    rank: str = "count",
+    rank: str = "turns",
 ) -> Plan:
     """The plan for ``businesses`` (see the module docstring).
 
@@ -256,6 +265,7 @@ def build_plan(
             continue
         seen_voices.add(business.voice)
         counts = mined(business.voice)
+        covers = getattr(counts, "coverage", None) or {}
         seen_text: set[str] = set()
         for text, count in counts.items():
             spoken = _speakable_canon(text)
@@ -266,13 +276,17 @@ def build_plan(
                 below += 1
                 continue
             candidates.append(PlanItem(business.id, business.voice, "mined", spoken,
-                                       content_key(spoken, business.voice), count))
-        if any(b.splice == "slot" and b.voice == business.voice for b in businesses):
-            for value in common_slot_values():
-                if value not in seen_text:
-                    seen_text.add(value)
-                    candidates.append(PlanItem(business.id, business.voice, "slot_value", value,
-                                               content_key(value, business.voice), max(1, min_count)))
+                                       content_key(spoken, business.voice), count, covers.get(text, 0)))
+        levels = {b.splice for b in businesses if b.voice == business.voice}
+        values = common_slot_values() if "slot" in levels else []
+        if "phrase" in levels:
+            values += [f"~{v.rstrip('.')}~" for v in common_slot_values()] + [f"~{v}" for v in common_slot_values()]
+        for value in values:
+            value = canon(value)
+            if value not in seen_text:
+                seen_text.add(value)
+                candidates.append(PlanItem(business.id, business.voice, "slot_value", value,
+                                           content_key(value, business.voice), max(1, min_count)))
     candidates.sort(key=order)
 
     chars = sum(item.chars for item in builder.items)

@@ -23,6 +23,7 @@ updated under a lock. Process safety comes from the lock file and the Synthesize
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import logging
 import os
@@ -344,15 +345,15 @@ class RunOptions:
     budget_chars: int | None = None
     corpus: Path | None = None
     fixed_only: bool = False
-    rank: str = "count"
+    rank: str = "turns"
 
 
 def _shared_lease(runtime: Any, name: str, what: str) -> Any:
     settings = runtime.settings
     if not settings.state_location.startswith(("redis://", "rediss://")):
         return None
+    from app.events_ship import host_id
     from precompute.lease import RedisLease, holder_name
-    from precompute.ship import host_id
 
     return RedisLease(settings.state_location, name, what=what, holder=holder_name(host_id(settings.host_id)))
 
@@ -370,35 +371,32 @@ def scheduler_lock_for(runtime: Any) -> RunLock:
 
 
 def mined_counts(runtime: Any, businesses: Sequence[Any], options: RunOptions) -> Callable[[Any], Any]:
-    """A ``voice -> Counter`` over the turn log of the last N days (every host's, with a remote store)
+    """A ``voice -> Counter`` over the turn log of the last N days (every host's, from the private events
+    store; pieces heard in fewer than ``min_distinct_calls`` calls or holding a slot value are left out)
     plus, with ``options.corpus``, the corpus mined at the splice levels of that voice's businesses."""
     from collections import Counter
 
+    from app.report.source import event_lines, events_store_of, host_of
     from precompute import mine
-    from precompute.ship import host_id, is_shared_store, ship_events
 
     days = runtime.settings.precompute_days
-    events_dir = Path(runtime.settings.data_dir) / "events"
-    if is_shared_store(runtime.store):
-        ship_events(events_dir, runtime.store, host_id(runtime.settings.host_id))
-        shipped = {mine.day_of(n) for n in mine.store_event_names(runtime.store, days)
-                   if n.startswith(f"events/{host_id(runtime.settings.host_id)}/")}
-        mined = mine.mine_events(mine.read_store_events(runtime.store, days))
-        local = [p for p in mine.local_event_files(events_dir, days) if mine.day_of(p.name) not in shipped]
-        mined.merge(mine.mine_events(mine.read_files(local)))
-    else:
-        mined = mine.mine_events(mine.read_local_events(events_dir, days))
+    today = dt.datetime.now(dt.UTC).date()
+    lines = event_lines(events_dir=Path(runtime.settings.data_dir) / "events", store=events_store_of(runtime),
+                        this_host=host_of(runtime), since=today - dt.timedelta(days=max(1, days) - 1), until=today)
+    mined = mine.mine_events(mine.parse_lines(lines))
     log.info("mined %d turns over %d days: %d voices", mined.turns, days, len(mined.counts))
-    corpus_by_level: dict[str, Counter[str]] = {}
+    corpus_by_level: dict[str, mine.Mined] = {}
     turns = list(mine.agent_turns(mine.read_corpus(options.corpus))) if options.corpus else []
 
     def counts(voice: Any) -> Counter[str]:
-        out = mined.for_voice(voice.slug)
+        parts = [mined]
         for level in sorted({b.splice for b in businesses if b.voice == voice}):
             if turns and level not in corpus_by_level:
-                corpus_by_level[level] = mine.mine_corpus(turns, level).counts[""]
-            out.update(corpus_by_level.get(level, Counter()))
-        return out
+                corpus_by_level[level] = mine.mine_corpus(turns, level)
+            if level in corpus_by_level:
+                parts.append(corpus_by_level[level])
+        # logged pieces heard in fewer than min_distinct_calls calls are left out; coverage for the "turns" rank
+        return mine.combined(parts, voice.slug, min_calls=runtime.settings.min_distinct_calls)
 
     return counts
 

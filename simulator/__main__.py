@@ -9,6 +9,7 @@
     deepgram  run the Deepgram-compatible TTS emulator in the foreground
     llm       run the OpenAI-compatible chat-completions emulator in the foreground
     hitrate   cache hit rate of a precompute plan mined from one corpus on another
+    listen    the listening benchmark: joins as the caller hears them vs the reply spoken whole
 
 ``python -m simulator <command> --help`` shows each command's options. Commands are imported only
 when chosen, so ``--help`` here costs nothing.
@@ -35,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deepgram": ("simulator.deepgram_emulator:main", "run the Deepgram-compatible TTS emulator"),
     "llm": ("simulator.llm_emulator:main", "run the OpenAI-compatible chat-completions emulator"),
     "hitrate": ("simulator.hitrate:main", "cache hit rate of a plan mined from one corpus on another"),
+    "listen": ("simulator.listen:main", "the listening benchmark: joins as heard vs the reply spoken whole"),
 }
 
 

@@ -4,11 +4,14 @@
     python -m simulator.hitrate --train ../shared/corpus/sgd-dev.jsonl --split 0.7 \\
         --clips 1000,5000,20000 --splice whole,sentence,clause,slot
 
-Training: the agent turns of ``--train`` are split into pieces exactly as the live call flow
-splits an answer (``app.speech.pieces.split_pieces`` at the splice level, with the corpus's slot
-spans as the responder's marks; ``whole`` = one key per response), counted, and planned by
+Training: the agent turns of ``--train`` are mined exactly as ``flask precompute run
+--from-corpus`` mines them (``precompute.mine.mine_corpus``: split into pieces as the live call
+flow splits an answer, ``app.speech.pieces.split_pieces`` at the splice level with the corpus's
+slot spans as the responder's marks, ``whole`` = one key per response; each piece counted once per
+dialogue, with each turn's pieces kept for the plan's coverage ranking) and planned by
 ``precompute.plan.build_plan`` with a budget of ``--clips`` clips (mined pieces only: no
-business's fixed phrases; ``slot`` adds the common slot values as the plan does).
+business's fixed phrases; ``slot`` and ``phrase`` add the common slot values as the plan does;
+``--rank`` as the plan's, default ``turns``).
 Testing: every agent turn of ``--test`` is split the same way and each piece looked up by its
 canonical text (= its content key for one voice). Reported, as fractions:
 
@@ -26,7 +29,6 @@ import argparse
 import json
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,10 +36,10 @@ from typing import Any
 
 from app.business import Business
 from app.speech.voices import Voice
-from precompute.mine import CorpusTurn, agent_turns, read_corpus, turn_pieces
-from precompute.plan import build_plan
+from precompute.mine import CorpusTurn, PieceCounts, agent_turns, coverage, mine_corpus, read_corpus, turn_pieces
+from precompute.plan import RANKS, build_plan
 
-LEVELS = ("whole", "sentence", "clause", "slot")
+LEVELS = ("whole", "sentence", "clause", "slot", "phrase")
 BENCH_VOICE = Voice("deepgram", "aura-2-thalia-en")
 
 
@@ -78,11 +80,17 @@ def pieces_of(turns: Sequence[CorpusTurn], splice: str) -> list[list[str]]:
 
 
 def measure(
-    train: list[list[str]], test: list[list[str]], *, splice: str, clips: int, rank: str = "count",
-    min_count: int = 1,
+    train: list[list[str]] | PieceCounts, test: list[list[str]], *, splice: str, clips: int, rank: str = "turns",
+    min_count: int = 1, train_turns: int | None = None,
 ) -> HitRate:
-    """Plan ``clips`` clips from the ``train`` pieces; measure the ``test`` turns against them."""
-    counts: Counter[str] = Counter(p for pieces in train for p in pieces)
+    """Plan ``clips`` clips from the ``train`` counts (or the pieces of each training turn, each
+    counted once per turn); measure the ``test`` turns against them."""
+    if isinstance(train, PieceCounts):
+        counts = train
+    else:
+        counts = PieceCounts(p for pieces in train for p in pieces)
+        counts.coverage = coverage([tuple(set(pieces)) for pieces in train], counts)
+        train_turns = len(train)
     plan = build_plan([_business(splice)], lambda voice: counts, include_fixed=False, min_count=min_count,
                       max_clips=clips, rank=rank)
     cached = {item.text for item in plan.items}
@@ -96,7 +104,8 @@ def measure(
     n = max(1, len(test))
     return HitRate(
         splice=splice, clips=clips, rank=rank, min_count=min_count, planned=len(plan.items),
-        train_turns=len(train), test_turns=len(test), distinct_pieces=len(counts),
+        train_turns=train_turns if train_turns is not None else len(train), test_turns=len(test),
+        distinct_pieces=len(counts),
         turns_full=round(full / n, 4), first_piece=round(first / n, 4),
         chars=round(chars_hit / max(1, chars_all), 4),
     )
@@ -111,12 +120,15 @@ def load_split(train_path: Path, test_path: Path | None, split: float) -> tuple[
 
 
 def run(train_turns: list[CorpusTurn], test_turns: list[CorpusTurn], levels: Sequence[str], budgets: Sequence[int],
-        *, rank: str = "count", min_count: int = 1) -> list[HitRate]:
+        *, rank: str = "turns", min_count: int = 1) -> list[HitRate]:
     results = []
     for level in levels:
-        train, test = pieces_of(train_turns, level), pieces_of(test_turns, level)
+        mined = mine_corpus(train_turns, level)
+        train, test = mined.for_voice(None), pieces_of(test_turns, level)
+        n_train = len(mined.turn_sets.get("", []))
         for clips in budgets:
-            results.append(measure(train, test, splice=level, clips=clips, rank=rank, min_count=min_count))
+            results.append(measure(train, test, splice=level, clips=clips, rank=rank, min_count=min_count,
+                                   train_turns=n_train))
     return results
 
 
@@ -131,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", type=float, default=0.7, help="without --test: fraction of --train that trains")
     parser.add_argument("--clips", default="5000", help="clip budget(s), comma-separated")
     parser.add_argument("--splice", default="sentence", help=f"level(s), comma-separated, of {', '.join(LEVELS)}")
-    parser.add_argument("--rank", default="count", choices=("count", "benefit"))
+    parser.add_argument("--rank", default="turns", choices=RANKS)
     parser.add_argument("--min-count", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the result(s) as JSON here")
     args = parser.parse_args(argv)

@@ -8,10 +8,10 @@ kill and reload its workers. ``stop()`` terminates the whole process group. One 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,13 +22,19 @@ from simulator.support import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def gunicorn_default(variable: str) -> int:
-    """The default gunicorn.conf.py gives ``variable`` (``WARMLINE_WORKERS`` or ``WARMLINE_THREADS``)."""
-    text = (ROOT / "gunicorn.conf.py").read_text(encoding="utf-8")
-    match = re.search(rf'os\.environ\.get\("{re.escape(variable)}", "(\d+)"\)', text)
-    if match is None:
-        raise ValueError(f"gunicorn.conf.py has no default for {variable}")
-    return int(match.group(1))
+def gunicorn_defaults(env: dict[str, str] | None = None) -> tuple[int, int]:
+    """(workers, threads) gunicorn.conf.py gives with ``env``'s ``WARMLINE_*`` settings (none: its defaults).
+
+    Read by running the config file in a child process (it is Python; it touches the environment),
+    so this process is left as it was.
+    """
+    child = {k: v for k, v in os.environ.items() if not k.startswith("WARMLINE_")}
+    child.update({k: v for k, v in (env or {}).items() if k in ("WARMLINE_WORKERS", "WARMLINE_THREADS")})
+    child["WARMLINE_DATA_DIR"] = tempfile.gettempdir()
+    code = "import runpy; c = runpy.run_path('gunicorn.conf.py'); print(c['workers'], c['threads'])"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=child, capture_output=True, text=True,
+                         check=True, timeout=30).stdout.split()
+    return int(out[0]), int(out[1])
 
 
 class GunicornServer:
@@ -43,10 +49,11 @@ class GunicornServer:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.extra_env = dict(env or {})
-        self.workers = int(self.extra_env.get("WARMLINE_WORKERS") or gunicorn_default("WARMLINE_WORKERS")) \
-            if workers is None else workers
-        self.threads = int(self.extra_env.get("WARMLINE_THREADS") or gunicorn_default("WARMLINE_THREADS")) \
-            if threads is None else threads
+        if workers is None or threads is None:
+            default_workers, default_threads = gunicorn_defaults(self.extra_env)
+            workers = default_workers if workers is None else workers
+            threads = default_threads if threads is None else threads
+        self.workers, self.threads = workers, threads
         self.log_path = log_path or self.data_dir / f"gunicorn-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 

@@ -205,6 +205,7 @@ class Stack:
             "WARMLINE_STORE": f"gs://{CLIPS_BUCKET}",
             "WARMLINE_CDN_BASE_URL": f"{self.gcs_url}/{CLIPS_BUCKET}",
             "WARMLINE_EVENTS_STORE": f"gs://{EVENTS_BUCKET}",
+            "WARMLINE_EVENTS_SHIP_INTERVAL_S": "5",  # ship often: the stack is for watching it work
             "WARMLINE_STATE_URL": self.redis_url,
             "STORAGE_EMULATOR_HOST": self.gcs_url,
             "PYTHONUNBUFFERED": "1",

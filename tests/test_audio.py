@@ -10,9 +10,19 @@ import soundfile
 import soxr
 
 from app.errors import InvalidAudio
-from app.speech.audio import pcm16_to_ulaw_wav, trim_silence
+from app.speech.audio import (
+    EDGE_MAX,
+    PEAK_LIMIT_DBFS,
+    TARGET_LEVEL_DBFS,
+    active_level_dbfs,
+    finish_ulaw_wav,
+    is_finished,
+    level_and_fade,
+    pcm16_to_ulaw_wav,
+    trim_silence,
+)
 from app.speech.ulaw import lin2ulaw, ulaw2lin
-from app.speech.wav import parse_ulaw_wav, validate_ulaw_wav
+from app.speech.wav import parse_ulaw_wav, ulaw_wav, validate_ulaw_wav
 
 RATE = 8000
 PAD = 480  # 60 ms at 8 kHz
@@ -102,16 +112,60 @@ def test_pcm16_to_ulaw_wav_from_22050() -> None:
     info = soundfile.info(io.BytesIO(wav))
     assert (info.samplerate, info.channels, info.subtype, info.frames) == (8000, 1, "ULAW", 8960)
     decoded = ulaw2lin(parsed.ulaw)
-    # mu-law of digital silence is 0xFF; the pads are silent, the middle is the tone's level
+    # mu-law of digital silence is 0xFF; the pads are silent, the middle is levelled to the target
     assert set(parsed.ulaw[:400]) == {0xFF} and set(parsed.ulaw[-400:]) == {0xFF}
     rms = np.sqrt(np.mean(decoded[PAD:-PAD].astype(np.float64) ** 2))
-    assert abs(rms - 16000 / np.sqrt(2)) < 200
+    assert abs(20 * np.log10(rms / 32768) - TARGET_LEVEL_DBFS) < 0.2
 
 
-def test_pcm16_to_ulaw_wav_same_rate_is_exact() -> None:
+def test_pcm16_to_ulaw_wav_same_rate_keeps_the_samples_up_to_one_gain() -> None:
     pcm = np.concatenate([zeros(960), tone(4000), zeros(1000)])
     wav = pcm16_to_ulaw_wav(pcm, 8000, pad_ms=20)
-    assert parse_ulaw_wav(wav).ulaw == lin2ulaw(pcm[960 - 160 : 4960 + 160])
+    ulaw = parse_ulaw_wav(wav).ulaw
+    assert len(ulaw) == 4000 + 2 * 160
+    assert set(ulaw[:160]) == {0xFF} and set(ulaw[-160:]) == {0xFF}
+    decoded = ulaw2lin(ulaw)[160 + 80 : -160 - 80].astype(np.float64)  # inside the 5 ms fades
+    source = pcm[960 + 80 : 4960 - 80].astype(np.float64)
+    gain = 10 ** ((TARGET_LEVEL_DBFS - 20 * np.log10(np.sqrt(np.mean(source**2)) / 32768)) / 20)
+    assert np.max(np.abs(decoded - source * gain)) < 0.04 * 32768 * 10 ** (TARGET_LEVEL_DBFS / 20) * 1.5
+
+
+def test_cut_sides_are_neither_trimmed_nor_padded() -> None:
+    pcm = np.concatenate([zeros(400), tone(2000), zeros(400)])
+    assert len(trim_silence(pcm, RATE, pad_ms=20)) == 2000 + 2 * 160
+    assert len(trim_silence(pcm, RATE, pad_ms=20, cut_start=True)) == 400 + 2000 + 160
+    assert len(trim_silence(pcm, RATE, pad_ms=20, cut_end=True)) == 160 + 2000 + 400
+    both = trim_silence(pcm, RATE, pad_ms=20, cut_start=True, cut_end=True)
+    assert np.array_equal(both, pcm)
+
+
+@pytest.mark.parametrize("amplitude", [300.0, 3000.0, 20000.0])
+def test_level_and_fade_brings_any_clip_to_the_target_with_silent_edges(amplitude: float) -> None:
+    pcm = tone(8000, amplitude=amplitude)
+    out = level_and_fade(pcm, RATE)
+    assert abs(active_level_dbfs(out, RATE) - TARGET_LEVEL_DBFS) < 0.05
+    assert out[0] == 0.0 and out[-1] == 0.0
+    assert np.all(np.abs(out[:40]) <= np.abs(out[40:80]).max())  # a ramp, not a step
+    assert is_finished(np.rint(out).astype(np.int16), RATE)
+    assert not is_finished(pcm, RATE)  # a 440 Hz tone starting at a peak-free sample is still unlevelled
+
+
+def test_level_never_clips_a_peaky_clip() -> None:
+    clicks = zeros(8000)
+    clicks[::400] = 30000  # sparse full-scale clicks: far below the target level on average
+    out = level_and_fade(clicks, RATE)
+    assert np.max(np.abs(out)) <= 32768 * 10 ** (PEAK_LIMIT_DBFS / 20) + 1
+    assert is_finished(np.rint(out).astype(np.int16), RATE)  # as close to the target as the peak allows
+
+
+def test_finish_ulaw_wav_levels_and_fades_and_leaves_finished_clips_alone() -> None:
+    raw = ulaw_wav(lin2ulaw(tone(8000, amplitude=25000)), RATE)
+    done = finish_ulaw_wav(raw)
+    assert done != raw
+    pcm = ulaw2lin(parse_ulaw_wav(done).ulaw)
+    assert abs(active_level_dbfs(pcm, RATE) - TARGET_LEVEL_DBFS) < 0.3
+    assert abs(int(pcm[0])) <= EDGE_MAX and abs(int(pcm[-1])) <= EDGE_MAX
+    assert finish_ulaw_wav(done) is done
 
 
 def test_clips_before_casting_so_overshoot_cannot_wrap() -> None:
@@ -121,11 +175,15 @@ def test_clips_before_casting_so_overshoot_cannot_wrap() -> None:
     decoded = ulaw2lin(parse_ulaw_wav(pcm16_to_ulaw_wav(square, 22050, pad_ms=0)).ulaw).astype(np.int32)
     reference = np.clip(np.rint(overshoot), -32768, 32767)
     assert len(decoded) == len(reference)
-    # a wrapped sample would flip sign at full scale; clipped ones keep it
+    # a wrapped sample would flip sign at full scale; clipped ones keep it (levelling then scales
+    # the clipped signal to the target level, one gain for every sample)
     loud = np.abs(reference) > 30000
     assert loud.sum() > 1000
-    assert np.array_equal(np.sign(decoded[loud]), np.sign(reference[loud]))
-    assert np.abs(decoded - reference).max() <= 1100
+    middle = loud.copy()
+    middle[:200] = middle[-200:] = False  # outside the edge fades
+    assert np.array_equal(np.sign(decoded[middle]), np.sign(reference[middle]))
+    gain = 10 ** ((TARGET_LEVEL_DBFS - active_level_dbfs(reference, 8000)) / 20)
+    assert np.abs(decoded[middle] - reference[middle] * gain).max() <= 1100 * gain + 8
 
 
 def test_silent_input_gives_an_invalid_clip() -> None:

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from app.speech.canon import canon, is_speakable
-from app.speech.keys import KEY_VERSION, OBJECT_PREFIX, content_key, object_name
+from app.speech.keys import KEY_VERSION, OBJECT_PREFIX, assembled_key, content_key, object_name
 from cdn.names import CLIP_KEY_VERSIONS, is_object_name
 from app.speech.voices import Voice
 
@@ -28,8 +28,8 @@ CANON = [
     ("(closed)", "(closed)."),
     ('Ok."', 'ok."'),
     ('Yes!"', 'yes!"'),
-    ("Open 9\u20135", "open 9-5."),
-    ("Open 9\u20145", "open 9-5."),
+    ("Open 9\u20135", "open nine to five."),
+    ("Open 9\u20145", "open nine to five."),
     ("Wait\u2026", "wait..."),
     ("Wait.....", "wait..."),
     ("Hmm...", "hmm..."),
@@ -38,9 +38,9 @@ CANON = [
     ("What??", "what?"),
     ("Hello?!.", "hello?"),
     ("Yes , please", "yes, please."),
-    ("It costs $12.50", "it costs $12.50."),
-    ("Call 555-123-4567", "call 555-123-4567."),
-    ("We open at 9 a.m.", "we open at 9 a.m."),
+    ("It costs $12.50", "it costs twelve dollars and fifty cents."),
+    ("Call 555-123-4567", "call five five five, one two three, four five six seven."),
+    ("We open at 9 a.m.", "we open at nine a.m."),
     ("Dr. Smith", "dr. smith."),
     ("\uff26\uff55\uff4c\uff4c width", "full width."),  # NFKC
     ("x\u00a0y", "x y."),
@@ -50,9 +50,19 @@ CANON = [
     ("Read the FAQs", "read the FAQs."),
     ("NASA\u2019s launch", "NASA's launch."),
     ("U.S. mail", "u.s. mail."),
-    ("Open at 9 A.M. daily", "open at 9 a.m. daily."),
+    ("Open at 9 A.M. daily", "open at nine a.m. daily."),
     ("", ""),
     ("   \n ", ""),
+    # a clause that continues keeps its comma: no full stop, no falling tone
+    ("Sure,", "sure,"),
+    ("For two people;", "for two people;"),
+    # join marks (pieces cut where the voice does not pause) are kept, and no full stop is added
+    ("booking an appointment on~", "booking an appointment on~"),
+    ("~March 13th~", "~march thirteenth~"),
+    ("~at 1:15 pm.", "~at one fifteen p.m."),
+    ("~ok.~", "~ok~"),
+    ("a ~ b", "a b."),
+    ("~ ~", ""),
 ]
 
 
@@ -79,6 +89,10 @@ SAME_KEY = [
     ("Thanks, bye!", "thanks,  bye!!!"),
     ("We open at 9 A.M.", "We open at 9 a.m."),
     ("Mail it in the U.S.", "mail it in the u.s."),
+    ("We open at 9 am.", "We open at 9:00 a.m."),
+    ("Your visit is on March 13th.", "Your visit is on 3/13."),
+    ("It is $12.", "It is 12 dollars."),
+    ("Call 510-581-1274.", "Call (510) 581-1274."),
 ]
 
 
@@ -97,6 +111,11 @@ DIFFERENT_KEY = [
     ("Hello there.", "Hello, there."),
     ("Wait...", "Wait."),
     ("Bring your IDs.", "Bring your ids."),
+    ("~March 13th~", "March 13th."),
+    ("~at~", "at."),
+    ("booking on~", "booking on."),
+    ("Sure,", "Sure."),
+    ("Call 510-581-1274.", "Call 510-581-1275."),
 ]
 
 
@@ -124,7 +143,7 @@ def test_speed_spelling_does_not_change_the_key() -> None:
 
 
 def test_key_is_the_documented_sha256() -> None:
-    parts = ["v1", "piper", "en_US-joe-medium", "mulaw", "8000", "1", "hello."]
+    parts = ["v2", "piper", "en_US-joe-medium", "mulaw", "8000", "1", "hello."]
     assert hashlib.sha256("|".join(parts).encode()).hexdigest() == KEY
     assert len(KEY) == 64 and set(KEY) <= set("0123456789abcdef")
 
@@ -135,9 +154,36 @@ def test_the_current_key_version_is_one_stores_accept() -> None:
 
 def test_object_name() -> None:
     assert JOE.slug == "piper-en_us-joe-medium"
-    assert object_name(KEY, JOE) == f"tts/v1/piper-en_us-joe-medium/{KEY[:2]}/{KEY}.wav"
+    assert object_name(KEY, JOE) == f"tts/v2/piper-en_us-joe-medium/{KEY[:2]}/{KEY}.wav"
     assert object_name(KEY, JOE).startswith(OBJECT_PREFIX)
     assert is_object_name(object_name(KEY, JOE))
+
+
+def test_v1_objects_published_before_v2_stay_valid_names() -> None:
+    """URLs of v1 clips already handed out keep being served by the edge (migration by regeneration)."""
+    old = f"tts/v1/piper-en_us-joe-medium/{KEY[:2]}/{KEY}.wav"
+    assert is_object_name(old)
+    assert not is_object_name(f"tts/v3/piper-en_us-joe-medium/{KEY[:2]}/{KEY}.wav")
+
+
+def test_text_without_numbers_or_marks_keys_the_same_words_as_v1() -> None:
+    """Only the version moved for plain sentences: the spoken text hashed is what v1 hashed."""
+    for text in ("Let me check that for you.", "Is there anything else I can help you with?", "Dr. Smith"):
+        v1 = hashlib.sha256("|".join(["v1", "piper", "en_US-joe-medium", "mulaw", "8000", "1",
+                                      canon(text)]).encode()).hexdigest()
+        assert content_key(text, JOE) == hashlib.sha256(
+            "|".join(["v2", "piper", "en_US-joe-medium", "mulaw", "8000", "1", canon(text)]).encode()).hexdigest()
+        assert content_key(text, JOE) != v1  # every clip is levelled and faded now: nothing v1 is reused
+
+
+def test_assembled_key_names_its_parts_and_joins() -> None:
+    a, b = content_key("booking on~", JOE), content_key("~march thirteenth.", JOE)
+    assert assembled_key([a, b], [0], JOE) == hashlib.sha256(
+        "|".join(["v2", "assembled", JOE.slug, a, "0", b]).encode()).hexdigest()
+    assert assembled_key([a, b], [0], JOE) != assembled_key([a, b], [200], JOE)
+    assert assembled_key([a, b], [0], JOE) != assembled_key([b, a], [0], JOE)
+    with pytest.raises(ValueError):
+        assembled_key([a, b], [], JOE)
 
 
 @pytest.mark.parametrize(
@@ -145,7 +191,7 @@ def test_object_name() -> None:
     [
         f"tts/v1/piper-en_us-joe-medium/{KEY[:2]}/{KEY}",
         f"tts/v1/piper-en_us-joe-medium/{KEY[:2]}/{KEY}.mp3",
-        f"tts/v2/piper-en_us-joe-medium/{KEY[:2]}/{KEY}.wav",
+        f"tts/v3/piper-en_us-joe-medium/{KEY[:2]}/{KEY}.wav",
         f"/tts/v1/piper-en_us-joe-medium/{KEY[:2]}/{KEY}.wav",
         f"tts/v1/../{KEY[:2]}/{KEY}.wav",
         f"tts/v1/piper-en_us-joe-medium/../{KEY}.wav",

@@ -25,7 +25,7 @@ from tests.server_support import GunicornServer
 from tests.support import free_port
 
 SAMPLE = (ROOT / "businesses" / "businesses.toml").read_text()
-CHECKS = ["settings", "businesses", "voices", "data dir", "store", "state", "responder", "schedule"]
+CHECKS = ["settings", "businesses", "voices", "data dir", "store", "events", "state", "responder", "schedule"]
 HEADER = "warmline: refusing to start: {} problem(s)"
 
 
@@ -129,6 +129,20 @@ def test_a_store_that_cannot_take_the_probe_is_named(tmp_path, monkeypatch):
         f"WARMLINE_STORE=gs://warmline-clips/audio: cannot write and read the probe object {name}: ")
 
 
+def test_an_events_bucket_that_does_not_answer_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", closed_port_url())
+    report = diagnose(env_for(tmp_path, WARMLINE_EVENTS_STORE="gs://warmline-events/prod"), timeout_s=1.0)
+    assert len(report.problems) == 1, report.format()
+    assert report.problems[0].startswith(
+        "WARMLINE_EVENTS_STORE=gs://warmline-events/prod: the events bucket does not answer a listing: ")
+
+
+def test_an_unwritable_events_directory_is_named(tmp_path):
+    (tmp_path / "events-file").write_text("not a directory\n")
+    report = diagnose(env_for(tmp_path, WARMLINE_EVENTS_STORE=str(tmp_path / "events-file")))
+    assert report.problems == [f"WARMLINE_EVENTS_STORE={tmp_path / 'events-file'}: not writable: File exists"]
+
+
 def test_an_llm_refusing_the_key_is_named(tmp_path):
     with RefusingLLM() as url:
         report = diagnose(env_for(tmp_path, WARMLINE_LLM_URL=url, WARMLINE_LLM_API_KEY="wrong"))
@@ -150,7 +164,7 @@ def test_every_broken_business_is_named_at_once(tmp_path):
     report = diagnose(env_for(tmp_path, WARMLINE_BUSINESSES=business_file(tmp_path, text)))
     assert report.problems == [
         "business 'demo': field 'rollout.rollout_percent': must be an integer from 0 to 100",
-        "business 'second': field 'splice': must be one of sentence, clause, slot, whole",
+        "business 'second': field 'splice': must be one of sentence, clause, slot, phrase, whole",
     ]
     assert [c.name for c in report.checks] == ["settings", "businesses", "live"]  # live checks wait for a valid file
 
@@ -343,6 +357,6 @@ def test_sighup_reloads_the_business_file_and_refuses_a_broken_one(tmp_path):
         assert gathers_for(incoming(server, "demo")) == "demo"
         log = server.log_tail(200_000)
     assert log.count("reload refused, still serving the previous business file: business 'second': field "
-                     "'splice': must be one of sentence, clause, slot, whole") == 1, log
+                     "'splice': must be one of sentence, clause, slot, phrase, whole") == 1, log
     assert "Traceback" not in log
     assert not list((tmp_path / "var" / "run").iterdir())  # the pinned copy goes with the master

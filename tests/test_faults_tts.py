@@ -117,7 +117,7 @@ def test_transient_5xx_is_retried_and_the_business_voice_plays(audited):
     rig = audited
     rig.dg.plan(reply_for("transient"), ["500", "503"])
     url, elapsed = answer_clip(rig, "transient")
-    assert "/cdn/tts/v1/deepgram-aura-2-thalia-en/" in url
+    assert "/cdn/tts/v2/deepgram-aura-2-thalia-en/" in url
     assert rig.dg.seen[canon(reply_for("transient"))] == 3  # two failures, then the audio
     assert elapsed < DEADLINE_S
 
@@ -128,7 +128,7 @@ def test_persistent_fault_retries_within_the_deadline_then_the_fallback_voice_pl
     scenario = f"{mode.replace('_', ' ')} storm"
     rig.dg.always(reply_for(scenario), mode)
     url, elapsed = answer_clip(rig, scenario)
-    assert "/cdn/tts/v1/piper-en_us-joe-medium/" in url
+    assert "/cdn/tts/v2/piper-en_us-joe-medium/" in url
     assert rig.dg.seen[canon(reply_for(scenario))] == 3  # the retry policy's three attempts, no more
     assert elapsed < DEADLINE_S
     assert not (rig.data / "cdn" / dg_name(scenario)).exists()  # the faulty bodies were never published
@@ -141,7 +141,7 @@ def test_a_hung_response_is_abandoned_in_time_for_the_fallback_voice(audited, mo
     scenario = f"{mode} hang"
     rig.dg.always(reply_for(scenario), mode)
     url, elapsed = answer_clip(rig, scenario)
-    assert "/cdn/tts/v1/piper-en_us-joe-medium/" in url
+    assert "/cdn/tts/v2/piper-en_us-joe-medium/" in url
     assert rig.dg.seen[canon(reply_for(scenario))] == 1  # one attempt used the voice's whole budget
     assert elapsed < DEADLINE_S
     assert not (rig.data / "cdn" / dg_name(scenario)).exists()

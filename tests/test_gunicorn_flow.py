@@ -51,8 +51,11 @@ def fixed_phrase_urls(base: str) -> set[str]:
     return {f"{base}/cdn/" + object_name(content_key(t, demo.voice), demo.voice) for t in texts}
 
 
-def until_answer(base: str, redirect_url: str, call_sid: str, max_hops: int = 6) -> tuple[list, list[str]]:
-    """Follow redirects until the answer ends; returns the last document and the answer's clip URLs."""
+def until_answer(base: str, redirect_url: str, call_sid: str, max_hops: int = 40) -> tuple[list, list[str]]:
+    """Follow redirects until the answer ends; returns the last document and the answer's clip URLs.
+
+    Each hop waits at most the silence budget (0.5 s) before it bridges, so a 12 s turn takes many hops.
+    """
     fixed = fixed_phrase_urls(base)
     plays: list[str] = []
     v = None
@@ -94,7 +97,7 @@ def test_process_on_one_host_and_tts_ready_on_another(tmp_path, llm, state_env):
         answer, plays = until_answer(b.base_url, v[1][2], call_sid)
         assert [x[0] for x in answer][-5:] == ["Gather", "Say", "Gather", "Say", "Hangup"]
         assert answer[-4][2] == "Are you still there?"
-        assert len(plays) == 2 and all(u.startswith(b.base_url + "/cdn/tts/v1/piper-en_us-joe-medium/") for u in plays)
+        assert len(plays) == 2 and all(u.startswith(b.base_url + "/cdn/tts/v2/piper-en_us-joe-medium/") for u in plays)
         # Both sentences were synthesized on host A and are served to B's callers from the shared store.
         for url in plays:
             clip = httpx.get(b.base_url + urlsplit(url).path, timeout=10)

@@ -54,7 +54,7 @@ def test_whole_response_keys(files):
     assert (r.test_turns, r.train_turns) == (4, 5)
     assert (r.turns_full, r.first_piece) == (0.25, 0.25)  # only "Hi there. How can I help?"
     total = sum(len(t) for t in ("hi there. what do you need?", "hi there. how can i help?",
-                                 "booked at bistro's for 7 pm.", "goodbye now."))
+                                 "booked at bistro's for seven p.m.", "goodbye now."))
     assert r.chars == round(len("hi there. how can i help?") / total, 4)
 
 
@@ -64,7 +64,7 @@ def test_sentence_keys(files):
     assert r.first_piece == 0.5  # s1 and s2 start with "hi there."
     cached = len("hi there.") * 2 + len("how can i help?")
     total = len("hi there.") * 2 + len("what do you need?") + len("how can i help?") + len(
-        "booked at bistro's for 7 pm.") + len("goodbye now.")
+        "booked at bistro's for seven p.m.") + len("goodbye now.")
     assert r.chars == round(cached / total, 4)
 
 

@@ -341,7 +341,7 @@ def test_hostile_speech_with_a_real_tts_provider_becomes_clips_not_markup(apps):
     answer = v[:-5]
     assert answer and {x[0] for x in answer} == {"Play"}
     for _tag, _attrs, url, _children in answer:
-        assert url.startswith("http://localhost/cdn/tts/v1/") and url.endswith(".wav")
+        assert url.startswith("http://localhost/cdn/tts/v2/") and url.endswith(".wav")
     # It was synthesized as words (canon() folds case), never obeyed.
     assert any("</redirect>" in text.lower() for text in provider.calls)
 
@@ -646,8 +646,9 @@ def test_gunicorn_with_a_malformed_business_file_exits_non_zero_naming_the_field
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
     text = log.read_text(errors="replace")
-    assert code != 0
-    assert "BusinessConfigError: business 'demo': field 'rollout.rollout_percent': must be an integer from 0 to 100" in text
+    assert code == 3  # the master's start-up check: one clean report, no worker started
+    assert "\nbusiness 'demo': field 'rollout.rollout_percent': must be an integer from 0 to 100\n" in text
+    assert "Traceback" not in text and "Booting worker" not in text
 
 
 # --- a real server: chunked bodies and raw paths on the wire -------------------------------------

@@ -135,7 +135,9 @@ def test_failures_become_responder_errors_and_apologies(
         responder.reply(demo, [], "hello")
     assert time.monotonic() - started < 2.0
     llm.inject(mode)
-    assert safe_reply(responder, demo, [], "hello") == Reply(APOLOGY, "continue")
+    apology = safe_reply(responder, demo, [], "hello")
+    assert (apology.text, apology.action) == (APOLOGY, "continue")
+    assert apology.failure.startswith("ResponderError: ") and message in apology.failure  # reports count it
     # the fault queue is used up: the next request succeeds
     assert responder.reply(demo, [], "hello").text.startswith("Sure, I can help")
 
@@ -147,7 +149,8 @@ def test_wrong_key_and_dead_server(llm: LLMEmulator, http: httpx.Client, demo: B
                            timeout_s=1.0)
     with pytest.raises(ResponderError, match="request failed"):
         dead.reply(demo, [], "hello")
-    assert safe_reply(dead, demo, [], "hello") == Reply(APOLOGY)
+    apology = safe_reply(dead, demo, [], "hello")
+    assert (apology.text, apology.action) == (APOLOGY, "continue") and "request failed" in apology.failure
 
 
 def test_malformed_replies_raise(demo: Business) -> None:
@@ -202,7 +205,8 @@ def test_safe_reply_replaces_unspeakable_text(demo: Business) -> None:
         def reply(self, business, history, utterance):
             return self.fixed
 
-    assert safe_reply(Fixed(Reply("...")), demo, [], "x") == Reply(APOLOGY)
+    assert safe_reply(Fixed(Reply("...")), demo, [], "x") == Reply(
+        APOLOGY, failure="ResponderError: the reply has nothing to say")
     assert safe_reply(Fixed(Reply(" ", "end")), demo, [], "x") == Reply(
         "Thanks for calling Harbourside Dental. Goodbye!", "end")
 

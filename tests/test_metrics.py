@@ -89,9 +89,10 @@ def test_counters_and_histograms_sum_across_two_processes(tmp_path, monkeypatch)
     assert v("warmline_turns_total", business="demo", arm="warmline", outcome="instant") == 1
     assert v("warmline_turns_total", business="demo", arm="warmline", outcome="apology") == 1
     assert v("warmline_turns_total", business="demo", arm="control", outcome="fallback") == 1
-    assert v("warmline_sentences_total", business="demo", result="hit") == 4
-    assert v("warmline_sentences_total", business="demo", result="miss") == 4
-    assert v("warmline_fallbacks_total", business="demo") == 2
+    assert v("warmline_sentences_total", business="demo", result="cache") == 4
+    assert v("warmline_sentences_total", business="demo", result="live") == 4
+    assert v("warmline_fallbacks_total", business="demo", kind="say") == 2
+    assert v("warmline_fallbacks_total", business="demo", kind="apology") == 1
     assert v("warmline_synthesis_errors_total", provider="piper", error_class="SynthesisRetryable") == 2
     assert v("warmline_webhook_requests_total", endpoint="voice.process", status="200") == 2
     # Histograms: warmline ttfa 250, 300 (A) and 320, 310 (B) seconds-wise.
@@ -108,7 +109,7 @@ def test_counters_and_histograms_sum_across_two_processes(tmp_path, monkeypatch)
 
     child_exit(None, SimpleNamespace(pid=123456))  # no live gauges: counters must survive
     again = samples(make_app(tmp_path / "2", with_events=False).test_client().get("/metrics").get_data(as_text=True))
-    assert again[("warmline_sentences_total", (("business", "demo"), ("result", "hit")))] == 4
+    assert again[("warmline_sentences_total", (("business", "demo"), ("result", "cache")))] == 4
 
 
 def test_single_process_registry_without_multiproc_dir(tmp_path, monkeypatch):
@@ -148,3 +149,41 @@ def test_json_formatter_renders_exceptions_and_odd_values():
     assert data["message"] == "failed turn"
     assert data["path"] == "/tmp/a"
     assert "ValueError: boom" in data["exc_info"]
+
+
+@pytest.mark.slow
+def test_a_forged_signature_is_counted_and_metrics_are_never_empty(tmp_path):
+    """Real gunicorn (2 workers, multiprocess metrics): /metrics has every known series at 0 before the
+    first call, and a forged X-Twilio-Signature shows up as a 403 on its endpoint."""
+    import httpx
+
+    from tests.conftest import TWILIO_TOKEN, new_call_sid, twilio_form
+    from tests.server_support import GunicornServer
+
+    with GunicornServer(tmp_path / "var", env={"WARMLINE_TWILIO_AUTH_TOKEN": TWILIO_TOKEN}, workers=2, threads=4) as srv:
+        before = httpx.get(srv.base_url + "/metrics", timeout=10)
+        assert before.status_code == 200 and int(before.headers["Content-Length"]) > 0
+        got = samples(before.text)
+        key = ("warmline_webhook_requests_total", (("endpoint", "voice.process"), ("status", "403")))
+        assert got[key] == 0
+        assert got[("warmline_fallbacks_total", (("business", "demo"), ("kind", "apology")))] == 0
+        call_sid = new_call_sid()
+        forged = httpx.post(f"{srv.base_url}/voice/process/demo/{call_sid}", timeout=10,
+                            data=twilio_form(call_sid, SpeechResult="hello"), headers={"X-Twilio-Signature": "Zm9yZ2Vk"})
+        assert forged.status_code == 403
+        after = samples(httpx.get(srv.base_url + "/metrics", timeout=10).text)
+    assert after[key] == 1
+    assert after[("warmline_webhook_requests_total", (("endpoint", "voice.process"), ("status", "200")))] == 0
+
+
+def test_healthz_answers_json_503_when_the_gcs_store_is_unreachable(make_app, monkeypatch):
+    from tests.support import free_port
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    app = make_app(store="gs://warmline-clips/prod")
+    resp = app.test_client().get("/healthz")
+    assert resp.status_code == 503
+    assert resp.mimetype == "application/json" and resp.headers["Cache-Control"] == "no-store"
+    body = resp.get_json()
+    assert body["status"] == "degraded" and list(body["problems"]) == ["store"]
+    assert body["problems"]["store"]  # says what failed: an error, or no answer within the probe's bound

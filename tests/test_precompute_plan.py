@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -36,7 +37,12 @@ def demo():
     return load_businesses(ROOT / "businesses" / "businesses.toml").get("demo")
 
 
-def turn(voice: Voice, *texts: str, call: str = "CA" + "0" * 32) -> dict:
+_CALLS = itertools.count(1)
+
+
+def turn(voice: Voice, *texts: str, call: str | None = None) -> dict:
+    """One turn event; each in a call of its own unless ``call`` is given."""
+    call = call if call is not None else f"CA{next(_CALLS):032x}"
     return {"business": "demo", "call": call, "turn": 1, "arm": "warmline", "voice": voice.slug,
             "outcome": "instant",
             "sentences": [{"key": content_key(t, voice), "text": t, "hit": False, "source": "synth",
@@ -62,12 +68,44 @@ def log_dir(tmp_path) -> Path:
     return tmp_path / "events"
 
 
+def test_turns_keep_their_pieces_and_coverage_counts_only_completable_turns(tmp_path):
+    events = EventLog(tmp_path / "events")
+    when = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
+    one_call = "CA" + "1" * 32
+    for _ in range(4):  # a caller who hears the same name four times: four turns, one call
+        events.append(turn(PIPER, "Booked for Ann.", "Anything else?", call=one_call), when=when)
+    events.append(turn(PIPER, "Anything else?"), when=when)
+    mined = mine.mine_events(mine.read_local_events(tmp_path / "events", days=1, today=TODAY))
+    assert dict(mined.counts[PIPER.slug]) == {"booked for ann.": 4, "anything else?": 5}
+    assert mined.turn_sets[PIPER.slug] == [("anything else?", "booked for ann.")] * 4 + [("anything else?",)]
+    assert dict(mined.for_voice(PIPER.slug).coverage) == {"anything else?": 5, "booked for ann.": 4}
+    # heard in one call only, the name is left out: the four turns holding it cannot be completed
+    two_calls = mined.for_voice(PIPER.slug, min_calls=2)
+    assert dict(two_calls) == {"anything else?": 5}
+    assert dict(two_calls.coverage) == {"anything else?": 1}
+
+
+def test_turns_rank_puts_pieces_that_complete_turns_first():
+    counts = mine.PieceCounts({"a common sentence.": 9, "one completes.": 3, "two completes.": 3},
+                              coverage=Counter({"one completes.": 3, "two completes.": 3}))
+    plan = build_plan([], None)  # nothing: no businesses
+    assert plan.items == ()
+    from app.business import Business
+
+    biz = Business(id="b", name="b", voice=PIPER, say_voice="", language="en-US", greeting="-", fillers=("-",),
+                   prompts={}, splice="sentence")
+    by_turns = build_plan([biz], lambda v: counts, include_fixed=False, min_count=1, max_clips=2)
+    by_count = build_plan([biz], lambda v: counts, include_fixed=False, min_count=1, max_clips=2, rank="count")
+    assert [i.text for i in by_turns.items] == ["one completes.", "two completes."]
+    assert [i.text for i in by_count.items] == ["a common sentence.", "one completes."]
+
+
 def test_mining_counts_per_voice_by_canonical_text_within_the_window(log_dir):
     mined = mine.mine_events(mine.read_local_events(log_dir, days=3, today=TODAY))
     assert mined.turns == 5 + 3 + 2 + 1
     assert dict(mined.counts[PIPER.slug]) == {
         "is there anything else i can help you with?": 8,
-        "we open at 9 a.m.": 5,
+        "we open at nine a.m.": 5,
         "all booked.": 2,
     }
     assert dict(mined.counts[AURA.slug]) == {"is there anything else i can help you with?": 1}
@@ -85,13 +123,13 @@ def test_min_count_ranking_and_keys(demo, log_dir):
     plan = build_plan([demo], lambda voice: _counts(log_dir), include_fixed=False, min_count=2)
     assert [(i.text, i.count, i.kind) for i in plan.items] == [
         ("is there anything else i can help you with?", 8, "mined"),
-        ("we open at 9 a.m.", 5, "mined"),
+        ("we open at nine a.m.", 5, "mined"),
         ("all booked.", 2, "mined"),
     ]
     assert [i.key for i in plan.items] == [content_key(i.text, demo.voice) for i in plan.items]
     assert plan.below_min_count == 0
     strict = build_plan([demo], lambda voice: _counts(log_dir), include_fixed=False, min_count=3)
-    assert [i.text for i in strict.items] == ["is there anything else i can help you with?", "we open at 9 a.m."]
+    assert [i.text for i in strict.items] == ["is there anything else i can help you with?", "we open at nine a.m."]
     assert strict.below_min_count == 1
 
 
@@ -122,7 +160,7 @@ def test_budget_cut_counts_fixed_first_and_fills_with_what_fits(demo, log_dir):
     assert mined == [top, "all booked."]
     assert plan.cut_by_budget == 1
     assert plan.chars == fixed_chars + len(top) + len("all booked.")
-    assert len("we open at 9 a.m.") > len("all booked.") + 1
+    assert len("we open at nine a.m.") > len("all booked.") + 1
     assert len(plan.fixed) == len(fixed.items)
     assert plan.est_cost(0.03) == pytest.approx(round(plan.chars / 1000 * 0.03, 4))
     tiny = build_plan([demo], lambda v: _counts(log_dir), min_count=2, budget_chars=10)
@@ -146,7 +184,9 @@ def test_already_published_keys_are_skipped(demo, log_dir):
 def test_fixed_pieces_are_what_the_call_flow_plays(demo):
     pieces = fixed_pieces(demo)
     kinds = Counter(kind for kind, _ in pieces)
-    assert kinds == {"filler": 4 + 2, "greeting": 1, "prompt": 6, "faq": 9, "hours": 1}  # 4 fillers, 2 short ones
+    assert kinds == {"filler": 4 + 2, "greeting": 1, "prompt": 8, "faq": 9, "hours": 1}  # 4 fillers, 2 short ones
+    # the bridges every waiting hop may play are made ahead, like the fillers
+    assert {canon(demo.prompt(n)) for n in ("second_filler", "hold", "sorry_wait")} <= {t for k, t in pieces if k == "prompt"}
     texts = [t for _, t in pieces]
     assert texts[:7] == [canon(f) for f in (*demo.fillers, *demo.short_fillers)] + [canon(demo.greeting)]
     expected_faq = [canon(p) for f in demo.faq for p in split_pieces(f.answer, demo.splice)]
@@ -186,15 +226,15 @@ def test_corpus_mining_uses_the_live_split_and_slot_marks(tmp_path):
         ("Nando's", (("restaurant_name", 10, 17), ("time", 22, 26))),
     ]
     sentence = mine.mine_corpus(turns, "sentence").counts[""]
-    assert sentence == Counter({"booked at luigi's for 7 pm.": 1, "booked at nando's for 7 pm.": 1,
+    assert sentence == Counter({"booked at luigi's for seven p.m.": 1, "booked at nando's for seven p.m.": 1,
                                 "anything else?": 2})
     slot = mine.mine_corpus(turns, "slot")
     expected: Counter = Counter()
     for t in turns:
         expected.update(canon(p) for p in split_pieces(t.text, "slot", t.marks))
     assert slot.counts[""] == expected
-    assert slot.counts[""]["7 pm."] == 2
-    assert slot.slot_values["7 pm."] == 2
+    assert slot.counts[""]["seven p.m."] == 2
+    assert slot.slot_values["seven p.m."] == 2
     whole = mine.mine_corpus(turns, "whole").counts[""]
     assert set(whole) == {canon(t.text) for t in turns}
 
@@ -203,7 +243,7 @@ def test_common_slot_values_join_only_for_slot_businesses(demo):
     import dataclasses
 
     values = common_slot_values()
-    assert {"3 pm.", "11:45 am.", "march 2nd.", "4.", "tomorrow."} <= set(values)
+    assert {"three p.m.", "eleven forty five a.m.", "march second.", "four.", "tomorrow."} <= set(values)
     assert len(values) == len(set(values))
     slotted = dataclasses.replace(demo, splice="slot")
     plan = build_plan([slotted], lambda v: Counter({"booked at": 5}), include_fixed=False, min_count=2)

@@ -26,7 +26,6 @@ from app.speech.keys import content_key
 from app.speech.providers.deepgram import DeepgramProvider, make_deepgram_client
 from app.speech.voices import Voice
 from app.speech.wav import validate_ulaw_wav
-from cdn.store import events_name
 from precompute import mine
 from precompute.plan import PlanItem, build_plan
 from precompute.runner import (
@@ -41,14 +40,14 @@ from precompute.runner import (
     run_plan,
 )
 from precompute.scheduler import build_scheduler, nightly_job, trigger
-from precompute.ship import host_id, ship_events
+from app.events_ship import host_id
 from simulator.deepgram_emulator import DeepgramEmulator
 from tests.fakes import ToneProvider
 from tests.precompute_support import ROOT, ToneSpeaker, write_deepgram_business
 
-# 4 fillers, 2 short fillers, greeting, 6 prompts, 9 FAQ sentences, 1 hours sentence, and 12 sentences of the FAQ
+# 4 fillers, 2 short fillers, greeting, 8 prompts, 9 FAQ sentences, 1 hours sentence, and 12 sentences of the FAQ
 # responder's own fixed phrasing (FaqResponder.fixed_texts, duplicates removed)
-FIXED_DEMO_CLIPS = 35
+FIXED_DEMO_CLIPS = 37
 
 
 @pytest.fixture
@@ -279,11 +278,10 @@ def test_cli_run_dry_run_and_errors(pc_app, provider, tmp_path):
     unknown = runner.invoke(args=["precompute", "run", "--business", "nope"])
     assert unknown.exit_code == 1 and "no business 'nope'" in unknown.output
     corpus = tmp_path / "c.jsonl"
-    corpus.write_text(json.dumps({"id": "d", "turns": [
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "turns": [  # a piece counts once per dialogue
         {"speaker": "user", "text": "hi"},
-        {"speaker": "system", "text": "Happy to help. Anything else?"},
-        {"speaker": "system", "text": "Anything else?"},
-        {"speaker": "system", "text": "Anything else?"}]}) + "\n")
+        {"speaker": "system", "text": "Happy to help. Anything else?" if i == 1 else "Anything else?"},
+        {"speaker": "system", "text": "Anything else?"}]}) + "\n" for i in (1, 2, 3)))
     mined = runner.invoke(args=["precompute", "run", "--dry-run", "--from-corpus", str(corpus)])
     assert mined.exit_code == 0, mined.output
     assert f"planned {FIXED_DEMO_CLIPS + 1} clips ({FIXED_DEMO_CLIPS} fixed, 1 mined)" in mined.output
@@ -317,34 +315,45 @@ def test_scheduler_uses_the_configured_cron_and_timezone(make_app, provider):
     assert len(provider.calls) == FIXED_DEMO_CLIPS
 
 
-def test_events_are_shipped_to_the_bucket_and_mined_from_every_host(tmp_path):
-    from cdn.gcs import GCSStore
+def test_events_are_shipped_to_the_events_bucket_and_mined_from_every_host(tmp_path):
+    """Host A ships its log as byte-range chunks to a private GCS events bucket; host B's chunks are there
+    too; mining reads this host's log plus B's chunks, each line once, and keeps only pieces heard in
+    enough distinct calls."""
+    from app.events_ship import Shipper
+    from app.events_store import GCSEventsStore, raw_name
+    from app.report.source import event_lines
     from tests.gcs_support import emulator_admin_client, running_emulator
 
     today = dt.date(2026, 11, 25)
     log = EventLog(tmp_path / "events")
     voice = Voice("piper", "en_US-joe-medium")
 
-    def event(text: str) -> dict:
-        return {"business": "demo", "voice": voice.slug, "sentences": [{"text": text, "hit": False}]}
+    def event(text: str, call: int) -> dict:
+        return {"business": "demo", "voice": voice.slug, "call": f"CA{call:032x}",
+                "sentences": [{"text": text, "hit": False}]}
 
     for day, n in ((23, 2), (24, 3), (25, 4)):
-        for _ in range(n):
-            log.append(event("We open at 9 a.m."), when=dt.datetime(2026, 11, day, 9, tzinfo=dt.UTC))
+        for i in range(n):
+            log.append(event("We open at 9 a.m.", day * 10 + i), when=dt.datetime(2026, 11, day, 9, tzinfo=dt.UTC))
     with running_emulator() as base_url:
         client = emulator_admin_client(base_url)
         client.create_bucket("warmline-events")
-        store = GCSStore(bucket="warmline-events", prefix="prod", client=client)
-        shipped = ship_events(tmp_path / "events", store, "host-a", today=today)
-        assert shipped == [events_name("host-a", dt.date(2026, 11, 23)), events_name("host-a", dt.date(2026, 11, 24))]
-        assert ship_events(tmp_path / "events", store, "host-a", today=today) == []  # once only
-        assert store.get(shipped[1]) == log.path_for(dt.date(2026, 11, 24)).read_bytes()
-        other = b"".join(json.dumps(event("Is there anything else?")).encode() + b"\n" for _ in range(5))
-        store.put(events_name("host-b", dt.date(2026, 11, 24)), other)
-        store.put(events_name("host-b", dt.date(2026, 11, 1)), other)  # outside the window
-        names = mine.store_event_names(store, days=7, today=today)
-        assert names == ["events/host-a/turns-2026-11-23.jsonl", "events/host-a/turns-2026-11-24.jsonl",
-                         "events/host-b/turns-2026-11-24.jsonl"]
-        mined = mine.mine_events(mine.read_store_events(store, days=7, today=today))
-    assert dict(mined.counts[voice.slug]) == {"we open at 9 a.m.": 5, "is there anything else?": 5}
+        store = GCSEventsStore(bucket="warmline-events", prefix="prod", client=client)
+        clock = lambda: dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)  # noqa: E731
+        shipper = Shipper(tmp_path / "events", store, "host-a", clock=clock)
+        first = shipper.ship_once()
+        assert [n.split("/")[2] for n in first.chunks] == ["2026-11-23", "2026-11-24", "2026-11-25"]
+        assert [n.split("/")[1] for n in first.rollups] == ["host-a", "host-a"]  # the two closed days
+        assert shipper.ship_once().chunks == ()  # once only
+        assert store.get(first.chunks[1]) == log.path_for(dt.date(2026, 11, 24)).read_bytes()
+        other = b"".join(json.dumps(event("Is there anything else?", i)).encode() + b"\n" for i in range(5))
+        store.put_new(raw_name("host-b", dt.date(2026, 11, 24), 0, len(other)), other)
+        store.put_new(raw_name("host-b", dt.date(2026, 11, 1), 0, len(other)), other)  # outside the window
+        assert store.hosts() == ["host-a", "host-b"]
+        lines = list(event_lines(events_dir=tmp_path / "events", store=store, this_host="host-a",
+                                 since=dt.date(2026, 11, 19), until=today))
+        mined = mine.mine_events(mine.parse_lines(lines))
+        shipper.close()
+    assert dict(mined.counts[voice.slug]) == {"we open at nine a.m.": 9, "is there anything else?": 5}
+    assert mined.for_voice(voice.slug, min_calls=6) == {"we open at nine a.m.": 9}
     assert host_id("Web-01.Example.COM") == "web-01-example-com"

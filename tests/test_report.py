@@ -128,11 +128,17 @@ def test_a_business_without_turns_has_zero_rows(report):
 
 
 def test_top_misses_in_order(report):
-    misses = report.top_misses["demo"]
+    misses = fixture_report(min_calls=1).top_misses["demo"]
     assert [(m.key[0], m.count, m.chars) for m in misses] == [("c", 3, 40), ("d", 2, 25), ("f", 1, 45), ("e", 1, 35)]
     assert misses[0].text == "We're at 12 Harbour Street, by the ferry."
     assert misses[0].chars_total == 120
-    assert [m.key[0] for m in fixture_report(top_misses=2).top_misses["demo"]] == ["c", "d"]
+    assert [m.key[0] for m in fixture_report(top_misses=2, min_calls=1).top_misses["demo"]] == ["c", "d"]
+
+
+def test_top_misses_list_only_sentences_heard_in_enough_distinct_calls(report):
+    """C was missed in three different calls, D in two: by default (3 calls) only C is listed."""
+    assert [(m.key[0], m.count, m.calls) for m in report.top_misses["demo"]] == [("c", 3, 3)]
+    assert [m.key[0] for m in fixture_report(min_calls=2).top_misses["demo"]] == ["c", "d"]
 
 
 def test_bad_lines_are_counted_and_skipped(report):
@@ -141,13 +147,29 @@ def test_bad_lines_are_counted_and_skipped(report):
 
 
 def test_targets_pass_and_fail_on_the_warmline_arm(report):
-    demo = {t.target.metric: (t.value, t.passed) for t in report.targets if t.business == "demo"}
+    demo = {t.target.metric: (t.value, t.passed, t.verdict) for t in report.targets if t.business == "demo"}
     assert demo == {
-        "ttfa_p95": (320, True),
-        "tta_p95": (8000, False),
-        "hit_rate": (6 / 11, True),
-        "fallback_rate": (2 / 9, False),
+        # 9 and 8 samples: a p95 needs at least 20, so it is shown but not judged.
+        "ttfa_p95": (320, None, "too few turns"),
+        "tta_p95": (8000, None, "too few turns"),
+        "hit_rate": (6 / 11, True, "PASS"),
+        "fallback_rate": (2 / 9, False, "FAIL"),
+        "fallback_voice_rate": (0.0, True, "PASS"),
+        "apology_rate": (1 / 9, False, "FAIL"),  # turn 9
     }
+
+
+def _turn(i: int, ttfa: int) -> dict:
+    return {"ts": "2026-11-05T10:00:00.000Z", "business": "demo", "call": f"CA{i:032x}", "arm": "warmline",
+            "outcome": "filler", "sentences": [], "time_to_first_audio_ms": ttfa, "time_to_answer_ms": ttfa}
+
+
+@pytest.mark.parametrize("n, verdict", [(19, "too few turns"), (20, "FAIL")])
+def test_a_percentile_target_is_judged_only_on_enough_turns(n, verdict):
+    events = [_turn(i, 300) for i in range(n - 2)] + [_turn(n, 900), _turn(n + 1, 900)]
+    r = build_report(events, since=None, until=None, business=None, price_per_1k_chars=0.03)
+    (t,) = [t for t in r.targets if t.target.metric == "ttfa_p95"]
+    assert (t.value, t.samples, t.verdict) == (900, n, verdict)
 
 
 def test_window_defaults_to_the_days_seen_and_business_filter():
@@ -236,11 +258,18 @@ def test_event_files_select_by_name_with_a_day_of_slack(tmp_path):
 def test_table_rendering_mentions_everything(report):
     text = render_table(report)
     assert "Warmline cache report 2026-11-01 .. 2026-11-03" in text
-    assert "sentence hit rate 53.3 %" in text
-    assert "1 corrupt lines, 1 truncated lines, 1 invalid events" in text
+    assert "hit rate (own voice, from cache) 53.3 %" in text
+    assert "1 corrupt lines  1 truncated lines  1 invalid events" in text
     lines = text.splitlines()
-    target_rows = [ln.split() for ln in lines if ln.startswith("demo") and ("PASS" in ln or "FAIL" in ln)]
-    assert [row[-1] for row in target_rows] == ["PASS", "FAIL", "PASS", "FAIL"]
+    assert max(len(ln) for ln in lines) <= 120
+    target_rows = [ln for ln in lines if ln.startswith("demo ") and " warmline  <" in ln or " warmline  >" in ln]
+    assert [ln.rsplit("  ", 1)[-1].strip() for ln in target_rows if ln.startswith("demo")] == [
+        "too few turns", "too few turns", "PASS", "FAIL", "PASS", "FAIL"]
+    heard = next(ln for ln in lines if ln.startswith("demo ") and " warmline " in ln and "ms" in ln and "%" in ln)
+    assert heard.split() == ["demo", "warmline", "9", "54.5", "%", "22.2", "%", "0.0", "%", "11.1", "%", "66.7", "%",
+                             "290", "/", "320", "ms", "1,400", "/", "8,000", "ms"]
+    wide = render_table(report, wide=True)
+    assert "ttfa p99 ms" in wide and max(len(ln) for ln in wide.splitlines()) > 120
 
 
 # ---- the CLI -------------------------------------------------------------------------------------
@@ -258,12 +287,14 @@ def test_cli_json(runner):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert (data["since"], data["until"], data["businesses"]) == ("2026-11-01", "2026-11-03", ["demo", "quiet"])
-    assert data["totals"]["demo"]["hit_rate"] == 8 / 15
+    assert data["totals"]["demo"]["hit_rate"] == round(8 / 15, 4)  # rounded figures, no float noise
     assert data["totals"]["demo"]["time_to_first_audio"] == {"count": 12, "p50": 300.0, "p95": 4200.0, "p99": 4200.0}
     assert data["quality"] == {"events_used": 12, "lines_corrupt": 1, "lines_truncated": 1, "events_invalid": 1}
-    assert [m["count"] for m in data["top_misses"]["demo"]] == [3, 2, 1, 1]
-    assert [(t["business"], t["metric"], t["passed"]) for t in data["targets"]][:4] == [
-        ("demo", "ttfa_p95", True), ("demo", "tta_p95", False), ("demo", "hit_rate", True), ("demo", "fallback_rate", False),
+    assert [(m["count"], m["calls"]) for m in data["top_misses"]["demo"]] == [(3, 3)]
+    assert [(t["business"], t["metric"], t["passed"], t["verdict"]) for t in data["targets"]][:6] == [
+        ("demo", "ttfa_p95", None, "too few turns"), ("demo", "tta_p95", None, "too few turns"),
+        ("demo", "hit_rate", True, "PASS"), ("demo", "fallback_rate", False, "FAIL"),
+        ("demo", "fallback_voice_rate", True, "PASS"), ("demo", "apology_rate", False, "FAIL"),
     ]
     empty_day = [d for d in data["days"] if d["business"] == "demo" and d["day"] == "2026-11-02"]
     assert [(d["turns"], d["hit_rate"]) for d in empty_day] == [(0, None)]
@@ -274,11 +305,11 @@ def test_cli_csv(runner):
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.output)))
     assert tuple(rows[0]) == CSV_COLUMNS
-    # 2 totals + 2 businesses x 2 arms + 2 businesses x 3 days
-    assert [r["section"] for r in rows] == ["total"] * 2 + ["arm"] * 4 + ["day"] * 6
+    # 2 totals + 2 businesses x 2 arms + 2 businesses x 3 days + this host
+    assert [r["section"] for r in rows] == ["total"] * 2 + ["arm"] * 4 + ["day"] * 6 + ["host"]
     demo_total = rows[0]
     assert (demo_total["business"], demo_total["turns"], demo_total["sentences_hit"]) == ("demo", "12", "8")
-    assert float(demo_total["hit_rate"]) == 8 / 15
+    assert demo_total["hit_rate"] == "0.5333"  # rounded: no float noise
     assert float(demo_total["cost_saved"]) == pytest.approx(0.0063)
     warm = next(r for r in rows if r["section"] == "arm" and r["business"] == "demo" and r["arm"] == "warmline")
     assert (float(warm["ttfa_p50_ms"]), float(warm["ttfa_p95_ms"]), float(warm["tta_p95_ms"])) == (290, 320, 8000)
@@ -292,7 +323,11 @@ def test_cli_table_and_business_filter(runner):
     assert "business=demo" in result.output
     assert "We're at 12 Harbour Street, by the ferry." in result.output
     assert "quiet" not in result.output
-    by_day = result.output.split("By business and day")[1].split("Top missed")[0]
+    by_day = result.output.split("By day")[1].split("Top missed")[0]
+    assert [ln.split()[0] for ln in by_day.strip().splitlines()[3:]] == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    assert max(len(ln) for ln in result.output.splitlines()) <= 120
+    wide = runner.invoke(args=["report", *WINDOW, "--business", "demo", "--wide"]).output
+    by_day = wide.split("By business and day (every figure)")[1].split("Data quality")[0]
     assert [ln.split()[1] for ln in by_day.strip().splitlines()[2:]] == ["2026-11-01", "2026-11-02", "2026-11-03"]
 
 

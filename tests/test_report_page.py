@@ -135,7 +135,7 @@ def test_report_page_renders_charts_in_chromium(server, tmp_path, name, width, h
     assert dom.find("meta", name="viewport")
     assert not dom.find("script") and not dom.find("link")  # nothing external, no script
     charts = {a["data-chart"]: a for a in dom.find("svg") if "data-chart" in a}
-    assert set(charts) == {"hit-rate", "latency", "fallback-rate"}
+    assert set(charts) == {"hit-rate", "latency", "fallback-rate", "failures"}
     assert all(a.get("viewbox") == "0 0 480 220" for a in charts.values())  # scales with the column
 
     hit = dom.find("path", "hit-rate", **{"class": "series"})
@@ -151,13 +151,16 @@ def test_report_page_renders_charts_in_chromium(server, tmp_path, name, width, h
     fb = dom.find("path", "fallback-rate", **{"class": "series"})
     assert [(p["data-series"], p["data-points"]) for p in fb] == [("demo", "2"), ("quiet", "0")]
 
+    heard = dom.find("path", "failures", **{"class": "series"})
+    assert [(p["data-series"], p["data-points"]) for p in heard] == [("<Say>", "2"), ("fallback voice", "2"),
+                                                                     ("apology", "2")]
+
     cells = [(c["data-metric"], c["data-passed"]) for c in dom.find("td") if "data-passed" in c]
-    assert cells == [
-        ("ttfa_p95", "true"), ("tta_p95", "false"), ("hit_rate", "true"), ("fallback_rate", "false"),
-        ("ttfa_p95", ""), ("tta_p95", ""), ("hit_rate", ""), ("fallback_rate", ""),
-    ]
+    metrics = ["ttfa_p95", "tta_p95", "hit_rate", "fallback_rate", "fallback_voice_rate", "apology_rate"]
+    assert cells == list(zip(metrics, ["", "", "true", "false", "true", "false"])) + [(m, "") for m in metrics]
     text = " ".join(" ".join(dom.text).split())
     assert "Sentence cache hit rate 53.3 %" in text
+    assert text.count("too few turns") >= 2  # demo's p95s over 9 and 8 turns are not judged
     assert "We're at 12 Harbour Street, by the ferry." in text
     assert "skipped 1 corrupt and 1 truncated lines and 1 invalid events" in text
 

@@ -7,7 +7,8 @@ scheduler's first Piper run, a scripted call):
   so the check cannot race its end), a run from host A and a second scheduler from host B are refused;
 - a call through the round-robin balancer has ``process`` answered by one host and the following
   ``tts-ready`` by the other, and completes; every clip it played is an object in the emulator's
-  clip bucket; its turns are in the hosts' turn logs, none in the public bucket;
+  clip bucket; its turn events reach the private events bucket, shipped by both hosts (each turn
+  once), and nothing of them is in the public clip bucket;
 - SIGINT stops every process of the stack (no orphans) and the runner exits 0.
 """
 
@@ -151,25 +152,29 @@ def test_make_stack_two_hosts_one_scheduler_one_call(stack):
 
     # 4. Every clip the caller heard is an object in the clip bucket (the store), valid audio.
     plays = [e.detail["url"] for e in result.events if e.kind == "play"]
-    assert plays and all(url.startswith(f"{state['gcs']}/{CLIPS_BUCKET}/tts/v1/") for url in plays), plays
+    assert plays and all(url.startswith(f"{state['gcs']}/{CLIPS_BUCKET}/tts/v2/") for url in plays), plays
     admin = emulator_admin_client(state["gcs"])
     names = {blob.name for blob in admin.list_blobs(CLIPS_BUCKET)}
     for url in set(plays):
         name = url.removeprefix(f"{state['gcs']}/{CLIPS_BUCKET}/")
         assert name in names
         validate_ulaw_wav(admin.bucket(CLIPS_BUCKET).blob(name).download_as_bytes())
-    assert not [n for n in names if n.startswith("events/")]  # nothing private in the public bucket
-    assert not [b.name for b in admin.list_blobs(EVENTS_BUCKET) if b.name.startswith("tts/")]
-    # The call's turns were logged by the hosts that served them (both: the turns alternate).
-    logged = {}
-    for host in ("host-a", "host-b"):
-        for path in (directory / host / "events").glob("turns-*.jsonl"):
-            for line in path.read_text().splitlines():
-                event = json.loads(line)
-                if event.get("call") == result.call_sid:
-                    logged.setdefault(host, 0)
-                    logged[host] += 1
-    assert set(logged) == {"host-a", "host-b"} and sum(logged.values()) == len(DEMO_SCRIPT), logged
+    # The call's turn events reach the private events bucket (raw/<host>/<day>/<start>-<end>.jsonl),
+    # shipped by the hosts that served the turns (both: the turns alternate), each turn once.
+    def shipped() -> dict[str, int] | None:
+        counts: dict[str, int] = {}
+        for blob in admin.list_blobs(EVENTS_BUCKET, prefix="raw/"):
+            for line in blob.download_as_bytes().decode().splitlines():
+                if json.loads(line).get("call") == result.call_sid:
+                    host = blob.name.split("/")[1]
+                    counts[host] = counts.get(host, 0) + 1
+        return counts if sum(counts.values()) >= len(DEMO_SCRIPT) else None
+
+    counts = wait_until(shipped, 60, "the call's turn events in the events bucket", poll_s=1.0)
+    assert set(counts) == {"host-a", "host-b"} and sum(counts.values()) == len(DEMO_SCRIPT), counts
+    names = {blob.name for blob in admin.list_blobs(CLIPS_BUCKET)}
+    assert all(n.startswith("tts/v1/") for n in names), names  # nothing private in the public bucket
+    assert not [b.name for b in admin.list_blobs(EVENTS_BUCKET) if not b.name.startswith(("raw/", "rollup/"))]
 
     # 5. Ctrl-C: everything stops, nothing is left behind.
     tree = descendants(proc.pid)

@@ -85,12 +85,12 @@ BAD_NAMES = [
     "/" + NAME,
     NAME + "/",
     "../" + NAME,
-    NAME.replace("tts/v1/", "tts/v1/../v1/"),
-    NAME.replace("tts/v1/", "tts//v1/"),
+    NAME.replace("tts/v2/", "tts/v2/../v2/"),
+    NAME.replace("tts/v2/", "tts//v2/"),
     NAME.replace("/", "\\"),
-    NAME.replace("tts/v1/", "tts\\v1/"),
-    NAME.replace("tts/v1/", "tts%2Fv1/"),
-    NAME.replace("tts/v1/", "tts%2fv1/"),
+    NAME.replace("tts/v2/", "tts\\v2/"),
+    NAME.replace("tts/v2/", "tts%2Fv2/"),
+    NAME.replace("tts/v2/", "tts%2fv2/"),
     NAME.replace(".wav", "%2Ewav"),
     NAME + "\x00",
     NAME.replace(".wav", "\x00.wav"),
@@ -101,7 +101,7 @@ BAD_NAMES = [
     NAME + ".part",
     NAME + "\n",
     " " + NAME,
-    NAME.replace("tts/v1/", "tts/v2/"),
+    NAME.replace("tts/v2/", "tts/v3/"),
     NAME.replace("tts/", "TTS/"),
     NAME.replace(f"/{KEY[:2]}/", "/zz/"),  # shard directory must be the key's first two hex digits
     NAME.replace(f"/{KEY[:2]}/", "/"),
@@ -301,7 +301,7 @@ def test_list_by_prefix(store: LocalStore) -> None:
     (stray_dir / ".tmp-abc.part").write_bytes(b"partial")
     (store.root / "README").write_text("x")
 
-    assert sorted(store.list("tts/v1/piper-en_us-joe-medium/")) == names
+    assert sorted(store.list("tts/v2/piper-en_us-joe-medium/")) == names
     assert sorted(store.list("tts/")) == sorted([*names, other])
     assert sorted(store.list("")) == sorted([*names, other, EVENTS, "events/host-2/turns-2026-11-26.jsonl"])
     assert list(store.list("events/host-1/")) == [EVENTS]

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from app.errors import InvalidAudio, InvalidText, SynthesisRetryable
+from app.speech.audio import finish_ulaw_wav
 from app.speech.keys import content_key, object_name
 from app.speech.providers.deepgram import DeepgramProvider
 from app.speech.synthesizer import Synthesizer
@@ -38,7 +39,7 @@ def test_miss_synthesizes_publishes_and_indexes(tmp_path):
     assert (clip.key, clip.source, clip.hit) == (key, "synth", False)
     assert clip.url == "/cdn/" + object_name(key, PIPER)
     assert provider.calls == ["we open at nine."]
-    assert synth.store.get(clip.name) == tone_wav("we open at nine.")
+    assert synth.store.get(clip.name) == finish_ulaw_wav(tone_wav("we open at nine."))  # levelled, faded
     again = synth.clip("  We open at nine ", PIPER)
     assert (again.key, again.url, again.source) == (key, clip.url, "index")
     assert provider.calls == ["we open at nine."]

@@ -1,11 +1,13 @@
 """``GET /admin/report`` (HTML) and ``GET /admin/report.json``: the cache-hit report (admin only).
 
-Query parameters: ``since``, ``until`` (YYYY-MM-DD, UTC; default the 14 days ending today) and
-``business`` (an id; empty = all). Bad parameters get 400 JSON; an unknown business 404.
+Query parameters: ``since``, ``until`` (YYYY-MM-DD, UTC; default the 14 days ending today),
+``business`` (an id; empty = all) and ``host`` (a host id; empty = all). Bad parameters get 400
+JSON; an unknown business 404; an unreadable events store 503 JSON.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 from urllib.parse import urlencode
@@ -13,11 +15,13 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.admin.auth import admin_required
+from app.errors import StoreError
 from app.report import report_from_runtime
 from app.report.page import render_page
 
 bp = Blueprint("admin_report", __name__, url_prefix="/admin")
 MAX_DAYS = 366
+_HOST_RE = re.compile(r"[a-z0-9-]{1,64}")
 
 
 class _BadQuery(ValueError):
@@ -34,20 +38,23 @@ def _date(name: str) -> date | None:
         raise _BadQuery(f"{name} must be a date like 2026-11-25") from exc
 
 
-def _params() -> tuple[date | None, date | None, str | None]:
+def _params() -> tuple[date | None, date | None, str | None, str | None]:
     since, until = _date("since"), _date("until")
     if since and until and since > until:
         raise _BadQuery("since is after until")
     if since and until and (until - since).days >= MAX_DAYS:
         raise _BadQuery(f"at most {MAX_DAYS} days per report")
     business = request.args.get("business", "").strip() or None
-    return since, until, business
+    host = request.args.get("host", "").strip() or None
+    if host is not None and not _HOST_RE.fullmatch(host):
+        raise _BadQuery("host must be a host id like web-1")
+    return since, until, business, host
 
 
 def _report() -> Any:
     runtime = current_app.extensions["warmline"]
     try:
-        since, until, business = _params()
+        since, until, business, host = _params()
     except _BadQuery as exc:
         resp = jsonify(error="bad_request", detail=str(exc))
         resp.status_code = 400
@@ -56,7 +63,12 @@ def _report() -> Any:
         resp = jsonify(error="not_found", detail=f"unknown business {business!r}")
         resp.status_code = 404
         return None, resp
-    return report_from_runtime(runtime, since=since, until=until, business=business), None
+    try:
+        return report_from_runtime(runtime, since=since, until=until, business=business, host=host), None
+    except StoreError as exc:
+        resp = jsonify(error="events_store_unavailable", detail=str(exc)[:300])
+        resp.status_code = 503
+        return None, resp
 
 
 @bp.get("/report")
@@ -65,7 +77,7 @@ def report_page() -> Response:
     report, error = _report()
     if error is not None:
         return error
-    query = {k: v for k, v in request.args.items() if k in ("since", "until", "business") and v}
+    query = {k: v for k, v in request.args.items() if k in ("since", "until", "business", "host") and v}
     html = render_page(
         report, business_ids=current_app.extensions["warmline"].businesses.ids(),
         json_href="report.json" + ("?" + urlencode(query) if query else ""),

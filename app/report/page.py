@@ -204,9 +204,9 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
-def _verdict(passed: bool | None) -> str:
+def _verdict(passed: bool | None, verdict: str = "no data") -> str:
     if passed is None:
-        return '<span class="badge none">no data</span>'
+        return f'<span class="badge none">{_e(verdict)}</span>'
     return '<span class="badge pass">PASS</span>' if passed else '<span class="badge fail">FAIL</span>'
 
 
@@ -237,6 +237,12 @@ def render_page(
         hit_series.append((b, biz_colours[b], [r.stats.hit_rate for r in rows]))
         fb_series.append((b, biz_colours[b], [r.stats.fallback_rate for r in rows]))
     fb_values = [v for _, _, vs in fb_series for v in vs if v is not None]
+    heard_series = [
+        ("<Say>", "#D55E00", [st.fallback_rate for _, st in report.overall_by_day]),
+        ("fallback voice", "#E69F00", [st.fallback_voice_rate for _, st in report.overall_by_day]),
+        ("apology", "#CC79A7", [st.apology_rate for _, st in report.overall_by_day]),
+    ]
+    heard_values = [v for _, _, vs in heard_series for v in vs if v is not None]
     legend_biz = [(b if report.totals[b].turns else f"{b} (no turns)", biz_colours[b]) for b in report.businesses]
     arms = [a for a, s in report.overall_by_arm.items() if s.turns] or list(report.overall_by_arm)
     lat_groups = ["p50", "p95", "p99", "p50", "p95", "p99"]
@@ -263,6 +269,12 @@ def render_page(
             f'<option value="{_e(b)}"{" selected" if b == report.business_filter else ""}>{_e(b)}</option>'
             for b in business_ids
         )
+        + "</select></label>"
+        + '<label>Host <select name="host"><option value="">all</option>'
+        + "".join(
+            f'<option value="{_e(h)}"{" selected" if h == report.host_filter else ""}>{_e(h)}</option>'
+            for h in report.hosts
+        )
         + "</select></label><button type=\"submit\">Show</button></form></header>",
         '<section class="cards" id="headline">',
         _card("Sentence cache hit rate", pct(o.hit_rate), f"{o.sentences_hit:,} of {o.sentences:,} sentences"),
@@ -273,7 +285,13 @@ def render_page(
               f"p50 {_target_value(warm.time_to_first_audio.p50, 'ms')}"),
         _card("Answer audio p95 (Warmline)", _target_value(warm.time_to_answer.p95, "ms"),
               f"p50 {_target_value(warm.time_to_answer.p50, 'ms')}"),
-        _card("Fallback to <Say>", pct(o.fallback_rate), f"{o.fallback_turns:,} of {o.turns:,} turns"),
+        _card("Heard a <Say>", pct(o.fallback_rate), f"{o.fallback_turns:,} of {o.turns:,} turns",
+              "bad" if o.fallback_turns else ""),
+        _card("Fallback voice", pct(o.fallback_voice_rate), f"{o.fallback_voice_turns:,} of {o.turns:,} turns",
+              "bad" if o.fallback_voice_turns else ""),
+        _card("Apologies", pct(o.apology_rate),
+              f"{_plural(o.apology_turns, 'turn')}, {_plural(o.responder_failures, 'responder failure')}",
+              "bad" if o.apology_turns else ""),
         _card("TTS cost saved", money(o.cost_saved), f"{o.chars_cached:,} chars cached, {o.chars_live:,} live"),
         _card("Targets met", f"{judged - failing} of {judged}" if judged else DASH,
               "measured on the Warmline arm", "bad" if failing else "good" if judged else ""),
@@ -299,7 +317,7 @@ def render_page(
             h.append(
                 f'<td class="num" data-metric="{_e(target.metric)}" '
                 f'data-passed="{"" if t.passed is None else str(t.passed).lower()}">'
-                f"{_e(_target_value(t.value, target.unit))}<br>{_verdict(t.passed)}</td>"
+                f"{_e(_target_value(t.value, target.unit))}<br>{_verdict(t.passed, t.verdict)}</td>"
             )
         h.append("</tr>")
     h.append("</tbody></table></div></section>")
@@ -324,12 +342,29 @@ def render_page(
             y_max=_nice_max(max(fb_values + [0.05]), ratio=True), y_fmt=_pct_axis, reference=(0.05, "target 5%"),
         ),
         _legend(legend_biz),
+        "</figure>",
+        "<figure><figcaption>What callers heard instead of the answer, by day (all businesses)</figcaption>",
+        line_chart(
+            "failures", "<Say>, fallback voice and apology rates by day", day_labels, heard_series,
+            y_max=_nice_max(max(heard_values + [0.05]), ratio=True), y_fmt=_pct_axis, reference=(0.05, "target 5%"),
+        ),
+        _legend([(n, c) for n, c, _ in heard_series]),
         "</figure></section>",
     ]
     h.append(
+        '<section><h2>Failures <small>turns by first cause</small></h2><div class="scroll">'
+        '<table class="failures"><thead><tr><th>Business</th><th>Cause</th><th>Turns</th></tr></thead><tbody>'
+    )
+    causes = [(b, c, n) for b, st in report.totals.items() for c, n in st.failures]
+    for b, c, n in causes:
+        h.append(f'<tr><td>{_e(b)}</td><td>{_e(c)}</td><td class="num">{n:,}</td></tr>')
+    if not causes:
+        h.append('<tr><td colspan="3">No failures in this window.</td></tr>')
+    h.append("</tbody></table></div></section>")
+    h.append(
         '<section><h2>By business and arm</h2><div class="scroll"><table class="arms"><thead><tr>'
         "<th>Business</th><th>Arm</th><th>Turns</th><th>Hit rate</th><th>Full cache</th><th>Filler</th>"
-        "<th>Fallback</th><th>First audio p50/p95/p99 ms</th><th>Answer p50/p95/p99 ms</th><th>AI p50/p95 ms</th>"
+        "<th>&lt;Say&gt;</th><th>Fallback voice</th><th>Apology</th><th>First audio p50/p95/p99 ms</th><th>Answer p50/p95/p99 ms</th><th>AI p50/p95 ms</th>"
         "<th>TTS p50/p95 ms</th><th>Chars live</th><th>Chars cached</th><th>Saved</th></tr></thead><tbody>"
     )
     for r in report.arms:
@@ -338,6 +373,7 @@ def render_page(
             f"<tr><td>{_e(r.business)}</td><td>{_e(r.arm)}</td><td class=\"num\">{s.turns:,}</td>"
             f'<td class="num">{pct(s.hit_rate)}</td><td class="num">{pct(s.full_cache_rate)}</td>'
             f'<td class="num">{pct(s.filler_rate)}</td><td class="num">{pct(s.fallback_rate)}</td>'
+            f'<td class="num">{pct(s.fallback_voice_rate)}</td><td class="num">{pct(s.apology_rate)}</td>'
             f'<td class="num">{ms(s.time_to_first_audio.p50)} / {ms(s.time_to_first_audio.p95)} / {ms(s.time_to_first_audio.p99)}</td>'
             f'<td class="num">{ms(s.time_to_answer.p50)} / {ms(s.time_to_answer.p95)} / {ms(s.time_to_answer.p99)}</td>'
             f'<td class="num">{ms(s.ai.p50)} / {ms(s.ai.p95)}</td><td class="num">{ms(s.tts.p50)} / {ms(s.tts.p95)}</td>'
@@ -346,8 +382,10 @@ def render_page(
         )
     h.append("</tbody></table></div></section>")
     h.append(
-        '<section><h2>Top missed sentences <small>precompute candidates</small></h2><div class="scroll">'
-        '<table class="misses"><thead><tr><th>Business</th><th>Misses</th><th>Chars</th><th>Sentence</th></tr>'
+        '<section><h2>Top missed sentences <small>precompute candidates, heard in at least '
+        f'{report.min_calls} calls; never a slot value</small></h2><div class="scroll">'
+        '<table class="misses"><thead><tr><th>Business</th><th>Misses</th><th>Calls</th><th>Chars</th>'
+        "<th>Sentence</th></tr>"
         "</thead><tbody>"
     )
     any_miss = False
@@ -355,17 +393,20 @@ def render_page(
         for m in misses:
             any_miss = True
             h.append(
-                f'<tr><td>{_e(m.business)}</td><td class="num">{m.count:,}</td><td class="num">{m.chars:,}</td>'
+                f'<tr><td>{_e(m.business)}</td><td class="num">{m.count:,}</td><td class="num">{m.calls:,}</td>'
+                f'<td class="num">{m.chars:,}</td>'
                 f'<td class="text">{_e(m.text)}</td></tr>'
             )
     if not any_miss:
-        h.append('<tr><td colspan="4">No missed sentences in this window.</td></tr>')
+        h.append('<tr><td colspan="5">No missed sentences in this window.</td></tr>')
     h.append("</tbody></table></div></section>")
     h.append(
         f'<footer><p>{report.events_used:,} turn events; skipped {report.lines_corrupt:,} corrupt and '
         f"{report.lines_truncated:,} truncated lines and {report.events_invalid:,} invalid events. "
         f"Cost saved at {_e(money(report.price_per_1k_chars))} per 1,000 characters. Percentiles are "
-        "nearest-rank; time to first audio and answer audio are measured from the webhook's arrival. "
+        "nearest-rank over fixed buckets (10 ms below 1 s); time to first audio and answer audio are measured from the "
+        "webhook's arrival; a percentile target on fewer than 20 turns is marked too few turns. "
+        f"Hosts: {_e(', '.join(report.hosts) or '-')}. "
         f'JSON: <a href="{_e(json_href)}">report.json</a>.</p></footer>'
     )
     h.append("</main></body></html>")

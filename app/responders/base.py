@@ -25,11 +25,14 @@ class Reply:
     ``marks``: slot spans ``(name, start, end)`` — character offsets into ``text``, end exclusive,
     so ``text[start:end]`` is the slot's value (a name, a time). The audio layer may speak a
     marked value as its own clip so the fixed phrasing around it stays a cache hit.
+    ``failure``: set (``"ErrorClass: message"``) when this is not the responder's answer but the
+    apology spoken because the responder failed; reports count it as a responder failure.
     """
 
     text: str
     action: str = "continue"
     marks: tuple[Mark, ...] = ()
+    failure: str | None = None
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:

@@ -360,10 +360,11 @@ def safe_reply(responder: Responder, business: Business, history: list[dict[str,
         reply = responder.reply(business, history, utterance)
     except ResponderError as exc:
         log.warning("responder %s failed for business %s: %s", type(responder).__name__, business.id, exc)
-        return Reply(business.prompt("apology"), "continue")
+        return Reply(business.prompt("apology"), "continue", failure=f"{type(exc).__name__}: {exc}")
     if not is_speakable(reply.text):
         fallback = {"end": "goodbye", "transfer": "transfer"}.get(reply.action, "apology")
-        return Reply(business.prompt(fallback), reply.action)
+        failure = "ResponderError: the reply has nothing to say" if fallback == "apology" else None
+        return Reply(business.prompt(fallback), reply.action, failure=failure)
     return trim_reply(reply)
 
 

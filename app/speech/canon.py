@@ -1,13 +1,25 @@
 """canon(): fold text variants that sound the same to one canonical string.
 
 Pure and thread-safe. What we synthesize is ``canon(text)`` itself, so every variant that maps to
-one content key also sounds the same. The rules are versioned by the ``v1`` in the key.
+one content key also sounds the same. The rules are versioned by the ``v2`` in the key.
+
+Join marks. A piece cut from inside a sentence where the voice does not pause carries ``~`` on
+that side (:data:`JOIN`): ``"booking an appointment on~"``, ``"~march thirteenth~"``,
+``"~at one fifteen p.m."``. A provider speaks such a piece as part of a running sentence (see
+``app.speech.providers.piper``); the mark is part of the key, so the same words spoken as a
+sentence of their own are another clip. A piece that ends at a comma, semicolon or colon keeps it
+(no full stop is added): it is spoken with the rising, continuing tone of a comma.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+
+from app.speech.verbalize import verbalize
+
+JOIN = "~"
+"""The join mark: a piece side that continues a sentence without a pause."""
 
 _TRANSLATE = str.maketrans(
     {
@@ -24,6 +36,7 @@ _DOTS = re.compile(r"\.{4,}")
 _MIXED_END = re.compile(r"[!?][!?.]+$")
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 _FINAL = (".", "!", "?")
+_CONTINUING = (",", ";", ":")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -54,9 +67,11 @@ def _fold_words(text: str) -> str:
 def canon(text: str) -> str:
     """Return the canonical spoken form of ``text`` ('' if nothing is left).
 
-    Folds: Unicode NFKC; smart quotes, dashes and the ellipsis character to ASCII; control
+    Folds: Unicode NFKC; numbers, times, prices, dates and codes into words
+    (:func:`app.speech.verbalize.verbalize`); smart quotes, dashes and the ellipsis character to ASCII; control
     characters dropped; whitespace collapsed; spaces before punctuation removed; repeated
-    ``!?,;:`` collapsed and runs of 4+ dots to "..."; a missing final full stop added; and
+    ``!?,;:`` collapsed and runs of 4+ dots to "..."; a missing final full stop added (not after
+    a final ``,;:`` and not on a side marked with :data:`JOIN`, which is kept); and
     case folded except for tokens that are all capitals (acronyms, also with a plural or
     possessive "s": "IDs", "NASA's"). "I" alone becomes "i", and dotted acronyms ("U.S.",
     "A.M.") are folded to lower case whole; both sound the same.
@@ -64,6 +79,9 @@ def canon(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(_TRANSLATE)
     text = _CONTROL.sub(" ", text)
     text = _SPACE.sub(" ", text).strip()
+    left, right = text.startswith(JOIN), text.endswith(JOIN)
+    text = text.strip(JOIN + " ").replace(JOIN, " ")
+    text = _SPACE.sub(" ", verbalize(text)).strip()
     if not text:
         return ""
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
@@ -71,11 +89,15 @@ def canon(text: str) -> str:
     text = _DOTS.sub("...", text)
     text = _MIXED_END.sub(lambda m: m.group(0)[0], text)
     text = _fold_words(text)
-    if not text.endswith(_FINAL) and not text.endswith(('"', "'", ")")):
+    if right:
+        text = text.rstrip(".!?,;: ") or text
+    elif text.endswith(_CONTINUING):
+        pass  # a clause that continues after a pause keeps its comma (no full stop: no falling tone)
+    elif not text.endswith(_FINAL) and not text.endswith(('"', "'", ")")):
         text += "."
     elif text.endswith(('"', "'", ")")) and not text[:-1].endswith(_FINAL):
         text += "."
-    return text
+    return (JOIN if left else "") + text + (JOIN if right else "")
 
 
 def is_speakable(text: str) -> bool:

@@ -8,6 +8,13 @@
   "11:45 am", prices, dates such as "march 2nd", phone numbers), so the fixed phrasing around
   them is one reusable clip and the value another. Sentence-final punctuation right after a
   value stays with the value ("$12." not "$12" + ". Call us").
+- ``phrase``: the pieces of ``slot``, spoken as one running sentence. Wherever two pieces meet
+  inside a sentence with no punctuation between them (where the voice does not pause), both
+  sides carry the join mark ``~`` (``app.speech.canon.JOIN``): "booking an appointment on~",
+  "~march 13th~", "~at~", "~1:15 pm." A provider speaks a marked piece as a part of a running
+  sentence, not as a sentence of its own, and the answer is served as one clip assembled from
+  its pieces (``Synthesizer.assemble``), so the pause at each join is ours, not Twilio's.
+  Punctuation that follows a value (", is that right?") stays with the value ("march 6th,").
 
 Pure and thread-safe.
 """
@@ -17,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from app.speech.canon import is_speakable
+from app.speech.canon import JOIN, is_speakable
 from app.speech.segment import split_clauses, split_sentences
 
 Mark = tuple[str, int, int]
@@ -48,6 +55,8 @@ def split_pieces(text: str, splice: str = "sentence", marks: Sequence[Mark] = ()
     """The pieces of ``text``; every piece holds something speakable, and joined they say all of ``text``."""
     if splice == "whole":
         return [text.strip()] if is_speakable(text) else []
+    if splice == "phrase":
+        return mark_joins(split_pieces(text, "slot", marks))
     if splice != "slot":
         return _merge_unspeakable(_split(text, "clause" if splice == "clause" else "sentence"))
     given = [m for m in marks if 0 <= m[1] < m[2] <= len(text)]
@@ -63,6 +72,64 @@ def split_pieces(text: str, splice: str = "sentence", marks: Sequence[Mark] = ()
         pos = end
     pieces.extend(split_clauses(text[pos:]))
     return _merge_unspeakable([p for p in pieces if p])
+
+
+_PAUSES = (".", "!", "?", ",", ";", ":", "-", "\u2013", "\u2014", "\u2026")
+_CLOSE = "\"')]}\u201d\u2019"
+
+
+def mark_joins(pieces: Sequence[str]) -> list[str]:
+    """``pieces`` with the join mark on both sides of every join where no punctuation (no pause) falls.
+
+    Punctuation that opens a piece (", is that right?") is first moved to the end of the piece
+    before it, where it is spoken.
+    """
+    out: list[str] = []
+    for piece in pieces:
+        piece = piece.strip()
+        if out:
+            lead = len(piece) - len(piece.lstrip(",;:"))
+            if lead:
+                out[-1] += piece[:lead]
+                piece = piece[lead:].strip()
+        if piece:
+            out.append(piece)
+    out = _merge_unspeakable(out)
+    for i in range(len(out) - 1):
+        if not out[i].rstrip(_CLOSE).endswith(_PAUSES):
+            out[i] += JOIN
+            out[i + 1] = JOIN + out[i + 1]
+    return out
+
+
+COMMA_PAUSE_MS = 200
+"""Silence added after a piece that ends at ``, ; :`` or a dash (its own 60 ms trim pad and the
+next piece's come on top): a natural comma pause (see BENCHMARKS.md, the listening benchmark)."""
+SENTENCE_PAUSE_MS = 250
+"""Silence added after a piece that ends a sentence (plus both trim pads)."""
+
+
+def join_pauses(pieces: Sequence[str]) -> list[int]:
+    """The silence in ms to put after each piece but the last when ``pieces`` are played as one clip.
+
+    0 after a join-marked end (the pieces were cut from running speech and are crossfaded),
+    COMMA_PAUSE_MS after a clause end, SENTENCE_PAUSE_MS after anything else.
+    """
+    out = []
+    for piece in pieces[:-1]:
+        end = piece.rstrip().rstrip(_CLOSE)
+        if end.endswith(JOIN):
+            out.append(0)
+        elif end.endswith((",", ";", ":", "-", "\u2013", "\u2014")):
+            out.append(COMMA_PAUSE_MS)
+        else:
+            out.append(SENTENCE_PAUSE_MS)
+    return out
+
+
+def plain(piece: str) -> str:
+    """A piece's words without its join marks (what ``<Say>`` or a log shows)."""
+    return piece.strip().strip(JOIN).strip()
 
 
 def _through_terminal(text: str, end: int) -> int:

@@ -6,14 +6,23 @@
                        -> spooled here? -> local URL (the store was away when it was made)
                        -> (singleflight lock on the key, across threads and processes)
                           already in the store? -> index it -> URL
-                          provider.synthesize (retried) -> validate -> store.put (create-only) -> index -> URL
-                                                                    store away? -> spool -> local URL
+                          provider.synthesize (retried) -> validate -> level + fade -> store.put (create-only)
+                                                           -> index -> URL
+                                                              store away? -> spool -> local URL
+
+Every clip is brought to one loudness with faded edges before it is published
+(``app.speech.audio.finish_ulaw_wav``), whatever the provider. ``assemble()`` makes one clip of an
+answer's piece clips with natural pauses at the joins (content-addressed by its pieces' keys and
+the pauses, immutable, published like any clip), so the caller hears one clip, not a run of
+``<Play>`` verbs with gaps Twilio decides.
 
 A live turn passes a ``deadline`` (epoch seconds) and the business's ``fallbacks``: retryable
 failures (429, 5xx, timeouts, cut-off or non-audio bodies) are retried with exponential backoff
 and full jitter while time remains, every provider call and store call is bounded by the time
 left (a call that does not return in time is abandoned on its daemon thread), and when the
 voice cannot make it, the next fallback voice is tried, keeping ``fallback_reserve_s`` for it.
+Every voice of the chain, the last one included, and every wait for a key lock or a flock ends
+at the deadline: a turn's job never outlives its turn (the caller has heard ``<Say>`` by then).
 Without a deadline (precompute, the CLI) a clip is one attempt, as a batch job retries later.
 
 Safe across threads and processes: a per-process lock per key keeps threads of one worker from
@@ -45,10 +54,12 @@ from app.errors import (
     SynthesisRetryable,
 )
 from app.speech.canon import canon, is_speakable
-from app.speech.keys import content_key, object_name
+from app.speech.audio import assemble_ulaw, finish_ulaw_wav
+from app.speech.keys import assembled_key, content_key, object_name
+from app.speech.pieces import join_pauses, plain
 from app.speech.providers.base import TTSProvider
 from app.speech.voices import Voice
-from app.speech.wav import validate_ulaw_wav
+from app.speech.wav import parse_ulaw_wav, ulaw_wav, validate_ulaw_wav
 from cdn.index import IndexEntry, KeyIndex
 from cdn.store import AudioStore
 
@@ -80,6 +91,7 @@ class Clip:
     fallback: bool = False
     spooled: bool = False
     attempts: int = 0
+    own_error: str = ""  # with ``fallback``: the error class that stopped the own voice
 
     @property
     def hit(self) -> bool:
@@ -193,7 +205,7 @@ class Synthesizer:
             if deadline is not None and i < len(chain) - 1:
                 until = deadline - self.fallback_reserve_s
             try:
-                clip = self._clip_one(spoken, current, until, bounded=i < len(chain) - 1)
+                clip = self._clip_one(spoken, current, until, bounded=until is not None)
             except InvalidText:
                 raise
             except (SpeechError, StoreError) as exc:
@@ -204,17 +216,81 @@ class Synthesizer:
                 continue
             if i:
                 log.warning("spoke key=%s in fallback voice %s", clip.key[:12], current.slug)
-                return replace(clip, fallback=True)
+                return replace(clip, fallback=True, own_error=type(first_error).__name__ if first_error else "")
             return clip
         assert first_error is not None
         raise first_error
 
+    def assemble(self, clips: Sequence[Clip], voice: Voice, pauses_ms: Sequence[int] | None = None, *,
+                 deadline: float | None = None) -> Clip:
+        """One published clip that plays ``clips`` in order, with natural pauses at the joins.
+
+        ``clips`` are this synthesizer's clips of the pieces of one answer, all in ``voice`` (no
+        fallback voice: ValueError). ``pauses_ms[i]`` is the silence after clip i; by default
+        :func:`app.speech.pieces.join_pauses` of their texts (0 = a join inside running speech,
+        crossfaded). The result's key is :func:`app.speech.keys.assembled_key` of the clips' keys
+        and the pauses; its ``source`` is "index" when it was assembled before, else "assembled"
+        (no synthesis either way: ``hit`` is True). A single clip is returned as it is.
+        Fetches each piece's bytes from the spool or the store (each bounded by the time left
+        before ``deadline``, epoch seconds; None = unbounded), which for cached pieces takes
+        milliseconds. Raises StoreError / InvalidAudio when a piece cannot be read; nothing is
+        published then. Thread- and process-safe like :meth:`clip` (a duplicate assembly writes
+        the same bytes under the same name).
+        """
+        if not clips:
+            raise ValueError("nothing to assemble")
+        if any(c.fallback or (c.voice and c.voice != voice.slug) for c in clips):
+            raise ValueError("clips spoken in another voice cannot be assembled into one clip")
+        if len(clips) == 1:
+            return clips[0]
+        pauses = list(pauses_ms) if pauses_ms is not None else join_pauses([c.text for c in clips])
+        key = assembled_key([c.key for c in clips], pauses, voice)
+        text = " ".join(plain(c.text) for c in clips)
+        entry = self._index_get(key)
+        if entry is not None:
+            return Clip(key, entry.name, entry.url, text, entry.duration_s, "index", voice=voice.slug)
+        name = object_name(key, voice)
+        spooled = self._spooled(key, text, voice)
+        if spooled is not None:
+            return spooled
+        started = time.perf_counter()
+        parts = [parse_ulaw_wav(self._clip_bytes(c, deadline)).ulaw for c in clips]
+        data = ulaw_wav(assemble_ulaw(parts, pauses, voice.sample_rate), voice.sample_rate)
+        duration = validate_ulaw_wav(data, voice.sample_rate, max_duration_s=600.0)
+        url, spooled_now = self._publish(name, data, deadline)
+        if not spooled_now:
+            self._index_put(key, IndexEntry(url, name, len(data), duration, "assembled", time.time()))
+        ms = (time.perf_counter() - started) * 1000
+        log.info("assembled key=%s from %d clips in %.0f ms%s", key[:12], len(clips), ms, " spooled" if spooled_now else "")
+        return Clip(key, name, url, text, duration, "assembled", ms, voice=voice.slug, spooled=spooled_now)
+
+    def assemble_texts(self, texts: Sequence[str], voice: Voice, *, deadline: float | None = None) -> Clip | None:
+        """The one clip of the pieces ``texts`` (as ``split_pieces`` gave them) when every piece is
+        already published in ``voice`` (index or spool: local lookups only); None when one is not.
+
+        The live path's entry point: ``lookup`` each piece, then :meth:`assemble` (the pieces' bytes
+        are read from the store, bounded by ``deadline``; the assembled clip is indexed, so the
+        same answer next time is one index hit). Raises InvalidText, StoreError or InvalidAudio.
+        """
+        clips = [self.lookup(text, voice) for text in texts]
+        if not clips or any(c is None for c in clips):
+            return None
+        return self.assemble([c for c in clips if c is not None], voice, deadline=deadline)
+
+    def _clip_bytes(self, clip: Clip, deadline: float | None) -> bytes:
+        """The published bytes of ``clip``: from the spool when it is spooled, else from the store."""
+        if clip.spooled and self.spool is not None:
+            return self.spool.get(clip.name)
+        try:
+            return self._bounded(lambda: self.store.get(clip.name), self._store_timeout(deadline), "store.get")
+        except _Abandoned as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
     # --- one voice -----------------------------------------------------------------------------
     def _clip_one(self, spoken: str, voice: Voice, until: float | None, *, bounded: bool) -> Clip:
         """The clip in one voice. ``until`` decides whether a failed attempt is retried; with
-        ``bounded`` each attempt is also cut off at ``until`` (a fallback voice is waiting). The
-        last voice of a chain is not cut off: if it finishes after the turn's deadline, the caller
-        has heard ``<Say>`` but the clip is published for the next caller."""
+        ``bounded`` (every voice of a live turn) each attempt, the key lock and the flock waits are
+        also cut off at ``until``."""
         key = content_key(spoken, voice)
         known = self._known(key, spoken, voice)
         if known is not None:
@@ -297,7 +373,7 @@ class Synthesizer:
                 data = self._bounded(lambda: provider.synthesize(spoken, voice), timeout,
                                      f"{provider.name}.synthesize")
                 validate_ulaw_wav(data, voice.sample_rate)
-                return data, attempts
+                return finish_ulaw_wav(data), attempts
             except _Abandoned as exc:
                 error: SpeechError = SynthesisRetryable(f"{provider.name} gave no audio in time: {exc}")
             except (SynthesisRetryable, InvalidAudio) as exc:

@@ -25,6 +25,7 @@ import time
 import httpx
 
 from app.errors import InvalidAudio, SynthesisRejected, SynthesisRetryable
+from app.speech.canon import JOIN
 from app.speech.providers.base import MAX_CHARS, check_text, request_pieces
 from app.speech.voices import Voice
 from app.speech.wav import parse_ulaw_wav, ulaw_wav, validate_ulaw_wav
@@ -85,7 +86,9 @@ class DeepgramProvider:
         Texts over MAX_TEXT_CHARS, empty or without a letter or digit raise InvalidText.
         Raises InvalidText, SynthesisRetryable, SynthesisRejected or InvalidAudio; never retries.
         """
-        text = check_text(text, max_chars=MAX_TEXT_CHARS)
+        # Join marks (app.speech.canon.JOIN) are ours: Aura gets the words. It cannot be aligned, so
+        # a marked piece is spoken as it is (without a full stop where it continues a sentence).
+        text = check_text(text.strip().strip(JOIN).strip(), max_chars=MAX_TEXT_CHARS)
         if voice.provider != self.name:
             raise SynthesisRejected(f"deepgram cannot speak a {voice.provider!r} voice")
         if voice.encoding != "mulaw":

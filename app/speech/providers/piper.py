@@ -7,12 +7,23 @@ workers, never in a gunicorn master before it forks. Synthesis runs under a lock
 (concurrent calls are not faster on a small CPU and would multiply memory), hence
 ``max_concurrency = 1``. Output is deterministic: no noise, so the same text and voice always give
 the same bytes.
+
+Join-marked pieces (``app.speech.canon.JOIN``: "booking an appointment on~", "~march thirteenth~")
+are spoken *inside a running sentence*: the piece is synthesized between fixed carrier words
+(LEFT_CARRIER before a marked start, RIGHT_CARRIER after a marked end), located in the audio by
+Piper's own phoneme alignment (the model's duration tensor, exposed in memory with the ``onnx``
+package, as ``piper.patch_voice_with_alignment`` does on disk), and cut out at the word
+boundaries. So its first word does not start at sentence pitch and loudness and its last word
+does not fall as at a full stop. The carriers are fixed, so the same marked text always gives the
+same audio (the content key holds). If the alignment is unavailable or disagrees with the text
+(a phoneme count that does not add up), the piece is spoken plainly and a warning is logged.
 """
 
 from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
 import threading
 import weakref
@@ -25,6 +36,7 @@ from piper import PiperConfig, PiperVoice, SynthesisConfig
 
 from app.errors import SynthesisFailed, SynthesisRejected
 from app.speech.audio import pcm16_to_ulaw_wav
+from app.speech.canon import JOIN
 from app.speech.providers.base import check_text, request_pieces
 from app.speech.voices import Voice
 from app.speech.wav import validate_ulaw_wav
@@ -34,6 +46,16 @@ MAX_TOTAL_CHARS = 20_000
 # Clips are validated against a duration bound that grows with the text: a runaway model, not a
 # long answer, should trip it. 5 characters per second is far slower than any real speech.
 _MIN_CHARS_PER_S = 5.0
+
+LEFT_CARRIER = "and then"
+"""Spoken before a piece whose start is join-marked, then cut off."""
+RIGHT_CARRIER = "this one."
+"""Spoken after a piece whose end is join-marked, then cut off."""
+# Phonemes that are not sounds of their own: stress and length marks, word gaps, punctuation,
+# Piper's begin/end markers. Everything else is counted to find a word boundary in the audio.
+_NOT_SEGMENTS = frozenset("ˈˌː ,.;:!?^$-_\"'()…")
+
+log = logging.getLogger("warmline.piper")
 
 # What onnxruntime and piper raise: onnxruntime's pybind exceptions derive from Exception
 # directly, piper raises ValueError/KeyError/RuntimeError, file problems are OSError.
@@ -67,8 +89,32 @@ def _load_voice(model_path: Path, config_path: Path) -> PiperVoice:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+    model: str | bytes = str(model_path)
+    try:
+        import onnx
+        from google.protobuf.message import DecodeError
+        from piper.patch_voice_with_alignment import add_alignment_output
+    except ImportError:
+        log.warning("the onnx package is missing: join-marked pieces are spoken without their context")
+    else:
+        try:
+            proto = onnx.load(str(model_path))
+            add_alignment_output(proto)
+            model = proto.SerializeToString()
+        except (ValueError, DecodeError, OSError) as exc:  # already patched, no duration tensor, unreadable
+            log.info("piper model not patched for alignments: %s", exc)  # onnxruntime says what is wrong
+    session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
     return PiperVoice(session=session, config=config)
+
+
+def split_marks(text: str) -> tuple[bool, str, bool]:
+    """(start marked, the words, end marked) of a piece's text."""
+    stripped = text.strip()
+    return stripped.startswith(JOIN), stripped.strip(JOIN).strip(), stripped.endswith(JOIN)
+
+
+def _segments(phonemes: list[str]) -> int:
+    return sum(1 for p in phonemes if p not in _NOT_SEGMENTS)
 
 
 class PiperProvider:
@@ -114,8 +160,13 @@ class PiperProvider:
         if voice.sample_rate <= 0:
             raise SynthesisRejected(f"bad sample rate {voice.sample_rate}")
         text = check_text(text, max_chars=MAX_TOTAL_CHARS)
-        pcm, rate = self.synthesize_pcm(text, speed=voice.speed)
-        wav = pcm16_to_ulaw_wav(pcm, rate, rate_out=voice.sample_rate)
+        left, words, right = split_marks(text)
+        if left or right:
+            pcm, rate, cut_start, cut_end = self.synthesize_in_context(words, left=left, right=right,
+                                                                        speed=voice.speed)
+        else:
+            (pcm, rate), cut_start, cut_end = self.synthesize_pcm(text, speed=voice.speed), False, False
+        wav = pcm16_to_ulaw_wav(pcm, rate, rate_out=voice.sample_rate, cut_start=cut_start, cut_end=cut_end)
         max_duration_s = max(120.0, len(text) / _MIN_CHARS_PER_S / voice.speed)
         validate_ulaw_wav(wav, sample_rate=voice.sample_rate, max_duration_s=max_duration_s)
         return wav
@@ -154,6 +205,85 @@ class PiperProvider:
             raise SynthesisFailed(f"piper produced no audio for {text[:40]!r}")
         return np.concatenate(chunks).astype(np.int16, copy=False), rate
 
+    def synthesize_in_context(self, words: str, *, left: bool, right: bool,
+                              speed: float = 1.0) -> tuple[np.ndarray, int, bool, bool]:
+        """Speak ``words`` as the middle of a running sentence; return (samples, rate, cut_start, cut_end).
+
+        ``left``: preceded by LEFT_CARRIER, ``right``: followed by RIGHT_CARRIER; the carriers are cut
+        off at the word boundary the alignment gives (midway through the gap between the last
+        sound of one word and the first of the next). ``cut_start``/``cut_end`` say which sides
+        were cut (those are not silence-trimmed). Falls back to plain synthesis (nothing cut)
+        when alignments are unavailable or do not add up. Raises as :meth:`synthesize_pcm`.
+        """
+        words = check_text(words, max_chars=MAX_TOTAL_CHARS)
+        text = " ".join(part for part in (LEFT_CARRIER if left else "", words, RIGHT_CARRIER if right else "") if part)
+        if not speed > 0:
+            raise SynthesisRejected(f"speed must be positive, got {speed}")
+        with self._lock:
+            voice = self._loaded_voice()
+            config = self._config(voice, speed)
+            try:
+                counts = [_segments(sum(voice.phonemize(part), [])) for part in
+                          (LEFT_CARRIER if left else "", words, RIGHT_CARRIER if right else "")]
+                audio: list[np.ndarray] = []
+                aligned: list[tuple[str, int]] = []
+                for chunk in voice.synthesize(text, syn_config=config, include_alignments=True):
+                    audio.append(chunk.audio_int16_array)
+                    if chunk.phoneme_alignments is None:
+                        aligned = []
+                        break
+                    aligned += [(a.phoneme, int(a.num_samples)) for a in chunk.phoneme_alignments]
+            except _FOREIGN_ERRORS as exc:
+                raise SynthesisFailed(f"piper synthesis failed: {exc}") from exc
+        if not audio or not sum(len(a) for a in audio):
+            raise SynthesisFailed(f"piper produced no audio for {text[:40]!r}")
+        pcm = np.concatenate(audio).astype(np.int16, copy=False)
+        rate = voice.config.sample_rate
+        bounds = _word_bounds(aligned, counts, len(pcm))
+        if bounds is None:
+            log.warning("no usable alignment for %r: spoken without its context", words[:40])
+            plain, rate = self.synthesize_pcm(words, speed=speed)
+            return plain, rate, False, False
+        start, end = bounds
+        return pcm[start:end], rate, left, right
+
+    def synthesize_aligned(self, text: str, speed: float = 1.0) -> tuple[np.ndarray, int, list[tuple[str, int]]]:
+        """Speak ``text`` whole; return (samples, rate, [(phoneme, samples)...]) with Piper's alignment
+        ([] when the model gives none). For measuring where words fall; raises as :meth:`synthesize_pcm`."""
+        text = check_text(text, max_chars=MAX_TOTAL_CHARS)
+        with self._lock:
+            voice = self._loaded_voice()
+            audio: list[np.ndarray] = []
+            aligned: list[tuple[str, int]] = []
+            try:
+                for chunk in voice.synthesize(text, syn_config=self._config(voice, speed), include_alignments=True):
+                    audio.append(chunk.audio_int16_array)
+                    aligned += [(a.phoneme, int(a.num_samples)) for a in chunk.phoneme_alignments or []]
+            except _FOREIGN_ERRORS as exc:
+                raise SynthesisFailed(f"piper synthesis failed: {exc}") from exc
+            rate = voice.config.sample_rate
+        if not audio:
+            raise SynthesisFailed(f"piper produced no audio for {text[:40]!r}")
+        return np.concatenate(audio).astype(np.int16, copy=False), rate, aligned
+
+    def count_sounds(self, text: str) -> int:
+        """How many sound phonemes (not stress, length, gaps or punctuation) Piper speaks for ``text``."""
+        with self._lock:
+            voice = self._loaded_voice()
+            try:
+                return _segments(sum(voice.phonemize(text), []))
+            except _FOREIGN_ERRORS as exc:
+                raise SynthesisFailed(f"piper phonemization failed: {exc}") from exc
+
+    @staticmethod
+    def is_sound(phoneme: str) -> bool:
+        """True for a phoneme that is a sound of its own (what :meth:`count_sounds` counts)."""
+        return phoneme not in _NOT_SEGMENTS
+
+    @staticmethod
+    def _config(voice: PiperVoice, speed: float) -> SynthesisConfig:
+        return SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0, length_scale=voice.config.length_scale / speed)
+
     def _loaded_voice(self) -> PiperVoice:
         """This process's voice, loading it on first use. Call with ``self._lock`` held."""
         pid = os.getpid()
@@ -173,6 +303,33 @@ class PiperProvider:
                 raise SynthesisFailed(f"cannot load piper voice {model_path}: {exc}") from exc
             self._pid = pid
         return self._voice
+
+
+def _word_bounds(aligned: list[tuple[str, int]], counts: list[int], total: int) -> tuple[int, int] | None:
+    """(start, end) samples of the middle part, given per-phoneme sample counts and how many sound
+    phonemes the (left carrier, words, right carrier) have when phonemized on their own.
+
+    The cuts count the carriers' sounds from each end (fixed words, phonemized the same in any
+    context), so espeak phonemizing a word of the piece differently in context does not move them;
+    None when the alignment is missing, does not cover the audio, or leaves the piece no sound.
+    """
+    if not aligned or sum(n for _, n in aligned) != total:
+        return None
+    ends: list[int] = []    # sample where each sound phoneme ends
+    starts: list[int] = []  # sample where each sound phoneme starts
+    pos = 0
+    for phoneme, n in aligned:
+        if phoneme not in _NOT_SEGMENTS:
+            starts.append(pos)
+            ends.append(pos + n)
+        pos += n
+    left, right = counts[0], counts[2]
+    if len(ends) - left - right < max(1, counts[1] // 2):
+        return None
+    start = 0 if left == 0 else (ends[left - 1] + starts[left]) // 2
+    last = len(ends) - right - 1
+    end = total if right == 0 else (ends[last] + starts[last + 1]) // 2
+    return start, end
 
 
 def _abandon(voice: PiperVoice) -> None:
