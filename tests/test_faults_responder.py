@@ -47,7 +47,7 @@ def answer_urls(rig, fault: str) -> list[str]:
     assert listens(turn.final), turn.final  # the call goes on: it listens for the next question
     assert turn.says() == [], turn.final
     # Bridges may play between the answer's sentences while one is still being made: not part of the answer.
-    bridges = {name for b in BRIDGES for name in names_of(DEMO.prompt(b))}
+    bridges = {name for text in (*DEMO.short_fillers, *(DEMO.prompt(b) for b in BRIDGES)) for name in names_of(text)}
     return [url.split("/cdn/", 1)[1] for url in turn.plays() if "/cdn/" in url and url.split("/cdn/", 1)[1] not in bridges]
 
 

@@ -127,7 +127,7 @@ def test_the_first_sentences_clip_is_made_before_the_stream_is_asked_for_more():
         "next", ("added", ("We close at 6.",)), ("clip", "We close at 6."), ("ready", 1),
         "next", ("replied", "We open at 9. We close at 6.", "continue"), "done",
     ]
-    assert [p["url"] for p in sink.pieces] == ["/cdn/we open at 9..wav", "/cdn/we close at 6..wav"]
+    assert [p["url"] for p in sink.pieces] == [clip_of("We open at 9.")["url"], clip_of("We close at 6.")["url"]]
 
 
 def test_clips_of_one_answer_are_made_in_parallel_up_to_the_per_turn_bound():
@@ -243,7 +243,8 @@ def test_complete_and_stable():
     assert complete_and_stable("what time do you open", "What time do you open?")
     assert not complete_and_stable("what time do you open", "what time do")
     assert speech_key("Book a cleaning, please.") == speech_key("book a cleaning please") == "book a cleaning please"
-    assert speech_key("At 9.30, for 1,200 people?") == "at 9.30 for 1,200 people"
+    assert speech_key("At 9.30, for 1,200 people?") == speech_key("at 9.30 for 1,200 people")
+    assert speech_key("At 9.30 for 1,200 people") != speech_key("At 9.30 for 1,300 people")
     assert speech_key("Is it US?") != speech_key("is it us")  # canon keeps acronyms
 
 

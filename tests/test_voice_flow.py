@@ -146,8 +146,9 @@ def test_fillers_rotate_and_never_repeat_back_to_back(make_app):
         assert v[0][0] == "Play"
         heard.append(by_url[v[0][2]])
         follow(client, v[1][2])
-    assert heard == (list(demo.fillers) * 2)[:6]
-    assert all(a != b for a, b in zip(heard, heard[1:]))
+    # Nothing learnt yet (1.2 s expected): no filler fits, so the shortest ones, never the same one twice in a row.
+    short = sorted(demo.fillers, key=len)[:2]
+    assert set(heard) == set(short) and all(a != b for a, b in zip(heard, heard[1:]))
 
 
 def test_ready_plays_a_ready_prefix_and_redirects_for_the_rest(make_app):
@@ -395,7 +396,9 @@ def test_fallback_after_a_failed_hop_answers_that_hop(make_app):
 
 def test_fallback_after_a_failed_process_resumes_the_started_turn(make_app):
     responder = ScriptedResponder({}, default=Reply("Resumed answer."))
-    app, _ = build(make_app, responder=responder, provider=ToneProvider(delay_s=0.6))
+    # the clip takes longer than process's instant budget (0.3 s) and less than that plus the resumed
+    # hop's silence budget (0.4 s): process played a filler, the resumed hop plays the answer
+    app, _ = build(make_app, responder=responder, provider=ToneProvider(delay_s=0.45))
     client = app.test_client()
     call_sid = new_call_sid()
     process(client, call_sid, "question")  # its response never reached Twilio

@@ -124,8 +124,8 @@ def speech_key(text: str) -> str:
     """The speculation key of a transcript: ``canon(text)`` with the punctuation at word ends dropped.
 
     Twilio's running transcripts and its final SpeechResult differ in punctuation ("book a cleaning
-    please" / "Book a cleaning, please."); the words, their order and canon()'s case folding must match
-    exactly. Punctuation inside a token stays ("9.30", "1,200"). Deterministic, not fuzzy.
+    please" / "Book a cleaning, please."); the words, their order and canon()'s folding (case, numbers
+    spoken as words) must match exactly. Deterministic, not fuzzy.
     """
     return " ".join(w for w in (t.rstrip(_TRAILING_PUNCT) for t in canon(text).split()) if w)
 
@@ -384,8 +384,6 @@ def speculator(rt: Any) -> Speculator:
             state=rt.state, ttl_s=rt.settings.call_ttl_s, quiet_s=rt.settings.speculate_quiet_s,
             start_job=lambda fn, *args: start_on_pool(rt.pool, fn, *args),
             produce_job=answer_job(rt, TurnEngine(rt).make_clip))
-        # Until the turn engine settles and follows speculations, none may start (they would only cost calls).
-        found.enabled = False
     return found
 
 
