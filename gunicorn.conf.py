@@ -175,15 +175,19 @@ def post_worker_init(worker):
     """Warm the worker (load the Piper voice) in the background, so the first call does not wait for it."""
     import threading
 
+    runtime = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("warmline")
+    if runtime is None:  # another WSGI app under these settings (the capacity benchmark's bare endpoint)
+        return
+
     def warm():
         try:
-            worker.wsgi.extensions["warmline"].warm()
+            runtime.warm()
         except Exception as exc:  # noqa: BLE001 - warming is best effort; the first request loads lazily
             worker.log.warning("warm-up failed: %s", exc)
 
     threading.Thread(target=warm, name="warm-up", daemon=True).start()
     # Turn events to the private events store; one worker per host ships (a flock), the others stand by.
-    worker.wsgi.extensions["warmline"].start_shipping()
+    runtime.start_shipping()
 
 
 def worker_exit(server, worker):

@@ -26,6 +26,8 @@ from app.voice.turn import ABANDONED, FAILED, Turn
 from app.voice.turns import TurnEngine, reply_pieces
 
 log = logging.getLogger("warmline.flow")
+HOP_WORK_S = 0.05
+"""What a hop needs after its wait (a state write, lookups, TwiML), kept out of the silence budget."""
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,13 @@ class CallFlow:
         """The caller spoke again before turn ``n`` ended: end it (its job stops); nothing of it was heard."""
         self.engine.end(call_sid, n, "interrupted", "", 0.0)
 
-    def ready(self, business: Business, urls: Urls, turn: int, played: int) -> str:
+    def ready(self, business: Business, urls: Urls, turn: int, played: int, *, arrived: float | None = None) -> str:
+        """A ``tts-ready`` hop: the next ready pieces, the rest of the answer, a bridge, or the deadline's <Say>.
+
+        ``arrived`` (epoch s, default now): when the request came in; the wait in silence is counted from
+        it, so the time spent before waiting (signature, state) is part of the silence budget too.
+        """
+        arrived = time.time() if arrived is None else arrived
         n = turn
         current = self.engine.get(urls.call_sid, n)
         if current is None:
@@ -263,13 +271,14 @@ class CallFlow:
         deadline = current.started + settings.turn_deadline_s
         # Every hop waits at most the silence budget: the caller is in silence while we wait.
         wait_s = min(settings.hop_s, settings.silence_budget_s)
-        current = self._wait_for_progress(business, urls, n, played, current, until=min(time.time() + wait_s, deadline))
+        current = self._wait_for_progress(business, urls, n, played, current,
+                                          until=min(arrived + wait_s - HOP_WORK_S, deadline))
         if not current.job_over and len(current.ready_prefix()) <= played:
             # Never start a bridge when the answer is expected within a moment: wait that moment instead.
             grace = min(self._expected_wait(business, current), fillers.GRACE_S)
             if grace > 0:
                 current = self._wait_for_progress(business, urls, n, played, current,
-                                                  until=min(time.time() + grace, deadline))
+                                                  until=min(arrived + wait_s - HOP_WORK_S + grace, deadline))
         ready = current.ready_prefix()
         # Every piece ready is the whole answer only once the reply is known: a streamed reply's pieces grow.
         if current.complete or (current.text is not None and current.pieces and len(ready) == len(current.pieces)):
