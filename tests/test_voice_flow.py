@@ -396,12 +396,14 @@ def test_fallback_after_a_failed_hop_answers_that_hop(make_app):
 
 def test_fallback_after_a_failed_process_resumes_the_started_turn(make_app):
     responder = ScriptedResponder({}, default=Reply("Resumed answer."))
-    # the clip takes longer than process's instant budget (0.3 s) and less than that plus the resumed
-    # hop's silence budget (0.4 s): process played a filler, the resumed hop plays the answer
+    # the clip takes longer than process's instant budget (0.3 s): process answered with a filler
     app, _ = build(make_app, responder=responder, provider=ToneProvider(delay_s=0.45))
     client = app.test_client()
     call_sid = new_call_sid()
     process(client, call_sid, "question")  # its response never reached Twilio
+    state = app.extensions["warmline"].state  # the turn goes on meanwhile: wait (notified) until its clip is there
+    assert state.wait_turn(call_sid, 1, lambda r: bool(r and r.get("pieces") and all(p.get("url") for p in r["pieces"])),
+                           timeout_s=10)
     v = verbs(fallback_post(client, call_sid, f"{BASE}/voice/process/demo/{call_sid}").data)
     assert [x[0] for x in v] == ["Play"] + listen_tail(call_sid)
     assert responder.calls == ["question"]
