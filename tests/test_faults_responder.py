@@ -79,6 +79,6 @@ def test_a_20000_character_reply_is_trimmed_at_a_sentence_boundary(rig):
             if verb == "Play" and "/cdn/" in value and value.split("/cdn/", 1)[1] in by_name:
                 heard.append(by_name[value.split("/cdn/", 1)[1]])
                 assert fetch_clip(value) > 1.0
-            elif verb == "Say" and i == len(turn.docs) - 1:
-                heard.append(value)
+            elif verb == "Say" and (i == len(turn.docs) - 1 or value in pieces):
+                heard.append(value)  # a piece <Say>'d in a hop (its clip failed in time) is heard there
     assert " ".join(heard) == trimmed
