@@ -38,7 +38,12 @@ def _int(var, default):
 bind = (os.environ.get("WARMLINE_BIND") or "127.0.0.1:8000").replace(",", " ").split()
 worker_class = "gthread"
 workers = _int("WARMLINE_WORKERS", 2)
-threads = _int("WARMLINE_THREADS", 32)
+# A request holds its thread while it waits: `process` up to the instant budget (0.3 s), a `tts-ready`
+# hop up to the silence budget (0.5 s), then it answers with a bridge. With 200 calls on a host about
+# a third are in such a wait at any moment (the rest are listening to audio or speaking), ~70
+# requests over 2 workers: 64 threads per worker carry 200+ calls with room for bursts. Threads that
+# wait cost memory, not CPU (the GIL is released on I/O).
+threads = _int("WARMLINE_THREADS", 64)
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
@@ -171,15 +176,19 @@ def post_worker_init(worker):
     """Warm the worker (load the Piper voice) in the background, so the first call does not wait for it."""
     import threading
 
+    runtime = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("warmline")
+    if runtime is None:  # another WSGI app under these settings (the capacity benchmark's bare endpoint)
+        return
+
     def warm():
         try:
-            worker.wsgi.extensions["warmline"].warm()
+            runtime.warm()
         except Exception as exc:  # noqa: BLE001 - warming is best effort; the first request loads lazily
             worker.log.warning("warm-up failed: %s", exc)
 
     threading.Thread(target=warm, name="warm-up", daemon=True).start()
     # Turn events to the private events store; one worker per host ships (a flock), the others stand by.
-    worker.wsgi.extensions["warmline"].start_shipping()
+    runtime.start_shipping()
 
 
 def worker_exit(server, worker):

@@ -23,13 +23,15 @@ PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}$")
 SAY_VOICE_RE = re.compile(r"^(?:man|woman|alice|(?:Polly|Google)\.[A-Za-z0-9_-]{1,64})$")
 SPLICE_LEVELS = ("sentence", "clause", "slot", "phrase", "whole")
-PROMPT_NAMES = ("reprompt", "still_there", "goodbye", "apology", "second_filler", "transfer")
+PROMPT_NAMES = ("reprompt", "still_there", "goodbye", "apology", "second_filler", "hold", "sorry_wait", "transfer")
 DEFAULT_PROMPTS = {
     "reprompt": "Sorry, I didn't catch that. Could you say it again?",
     "still_there": "Are you still there?",
     "goodbye": "Thanks for calling. Goodbye!",
     "apology": "I'm sorry, I'm having trouble right now. Please call back in a few minutes.",
     "second_filler": "Just a moment.",
+    "hold": "Thanks for holding, I'm still pulling that up for you.",
+    "sorry_wait": "Sorry for the wait, I'm almost there.",
     "transfer": "Let me put you through to someone who can help.",
 }
 MAX_CLIP_TEXT = 600

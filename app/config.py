@@ -57,10 +57,11 @@ class Settings:
     # Call flow (seconds unless named _ms).
     instant_budget_ms: int = 300
     hop_s: float = 2.5
-    silence_budget_s: float = 0.5  # after a filler, how long tts-ready waits in silence before a second filler
+    silence_budget_s: float = 0.5  # how long any tts-ready hop waits in silence before it bridges (see app/voice/pacing.py)
     turn_deadline_s: float = 8.0
     control_tts_timeout_s: float = 4.0
-    turn_workers: int = 8
+    turn_workers: int = 48  # turn-job threads per process (I/O-bound: they wait on the AI and TTS; see app/runtime.py)
+    turn_queue: int = 48  # turn jobs that may wait for a thread; beyond that a turn is refused (admission control)
     call_ttl_s: int = 3600
     lease_s: float = 6.0
     max_speech_chars: int = 2000
@@ -86,7 +87,7 @@ class Settings:
     # Serving (gunicorn reads these; the bind also decides whether dev tokens may be used).
     bind: tuple[str, ...] = (DEFAULT_BIND,)
     workers: int = 2
-    threads: int = 32
+    threads: int = 64  # gunicorn threads per worker (see gunicorn.conf.py)
 
     @property
     def production(self) -> bool:
@@ -155,6 +156,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "WARMLINE_TURN_DEADLINE_S": ("turn_deadline_s", _number),
     "WARMLINE_CONTROL_TTS_TIMEOUT_S": ("control_tts_timeout_s", _number),
     "WARMLINE_TURN_WORKERS": ("turn_workers", int),
+    "WARMLINE_TURN_QUEUE": ("turn_queue", int),
     "WARMLINE_CALL_TTL_S": ("call_ttl_s", int),
     "WARMLINE_LEASE_S": ("lease_s", _number),
     "WARMLINE_PRECOMPUTE_CRON": ("precompute_cron", str),
@@ -267,8 +269,8 @@ def _range(settings: Settings) -> Iterable[str]:
         value = getattr(s, name)
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             yield bad(name, "must be a finite number of seconds greater than 0")
-    for name, low in (("turn_workers", 1), ("call_ttl_s", 1), ("workers", 1), ("threads", 1), ("precompute_days", 1),
-                      ("synth_workers", 1), ("clips_per_turn", 1),
+    for name, low in (("turn_workers", 1), ("turn_queue", 0), ("call_ttl_s", 1), ("workers", 1), ("threads", 1),
+                      ("precompute_days", 1), ("synth_workers", 1), ("clips_per_turn", 1),
                       ("precompute_min_count", 1), ("precompute_budget_chars", 0), ("instant_budget_ms", 0),
                       ("max_speech_chars", 1), ("max_request_bytes", 1024)):
         if getattr(s, name) < low:

@@ -19,6 +19,7 @@ catches ``Exception``.
     │   ├── ObjectNotFound
     │   └── StoreUnavailable         the store could not be reached or answered an error
     ├── StateError                   the shared call-state backend failed
+    ├── FencedOut                    a write under a stale generation (or for a turn that ended) was refused
     ├── ResponderError               the AI responder failed (timeout, HTTP error, bad reply)
     ├── SpeculationDropped           a speculative turn's record moved on: its job stops writing
     └── PrecomputeError
@@ -97,6 +98,14 @@ class StoreUnavailable(StoreError):
 
 class StateError(WarmlineError):
     """The shared call-state backend (diskcache or Redis) failed."""
+
+
+class FencedOut(WarmlineError):
+    """The state store refused a fenced write: the record's generation or status is no longer the writer's.
+
+    Not a failure of the backend: the writer lost its turn (adopted elsewhere, or the turn ended)
+    and must stop without writing anything else.
+    """
 
 
 class ResponderError(WarmlineError):

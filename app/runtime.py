@@ -3,13 +3,27 @@
 Nothing here does I/O at import or at construction; each resource is created on first use in the
 process that uses it (gunicorn forks workers; onnxruntime sessions, httpx pools, SQLite handles and
 thread pools must not cross a fork). Access is thread-safe.
+
+Pools (per process, all :class:`~app.voice.pool.BoundedPool`: a full pool refuses, it never queues
+without bound):
+
+- ``pool`` -- turn jobs: ``WARMLINE_TURN_WORKERS`` threads (48) + ``WARMLINE_TURN_QUEUE`` waiting
+  (48). A turn job waits on the network almost all its life (AI 0.5-1.5 s, TTS, store), so a
+  thread costs a stack and a GIL hand-off, not a core: at 200 calls per host (2 gunicorn workers)
+  and a turn every ~6 s of conversation taking ~1.5 s, about 25 turns are in flight per process,
+  50 at peaks. A fully cached answer from the embedded responder never reaches the pool (the
+  ``process`` request thread answers it inline). A refused turn is answered at once with the
+  apology (the host is overloaded: say so rather than queue the caller into silence).
+- ``control_pool`` -- the control arm's parallel synthesis (its own threads, so neither arm's
+  latency includes the other's queue); abandoned futures are cancelled.
+- ``background_pool`` -- best-effort synthesis of a fixed phrase that was not precomputed (2 threads;
+  dropped when full: the next caller may ask again).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -27,7 +41,7 @@ class Runtime:
         self.businesses = businesses
         self._overrides = dict(overrides or {})
         self._lock = threading.RLock()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pools: dict[str, Any] = {}
         self._pool_pid = 0
         for name, value in self._overrides.items():
             self.__dict__[name] = value  # pre-seeds cached_property values (tests inject fakes here)
@@ -140,14 +154,37 @@ class Runtime:
 
         return make_responder(self.settings)
 
-    @property
-    def pool(self) -> ThreadPoolExecutor:
-        """The bounded per-process pool that runs turn jobs (recreated in a forked child)."""
+    def _bounded_pool(self, name: str, workers: int, queue: int):
+        """This process's pool ``name`` (made on first use; new ones in a forked child)."""
+        from app.voice.pool import BoundedPool
+
         with self._lock:
-            if self._pool is None or self._pool_pid != os.getpid():
-                self._pool = ThreadPoolExecutor(max_workers=max(1, self.settings.turn_workers), thread_name_prefix="turn")
+            if self._pool_pid != os.getpid():
+                self._pools = {}
                 self._pool_pid = os.getpid()
-            return self._pool
+            pool = self._pools.get(name)
+            if pool is None:
+                pool = self._pools[name] = BoundedPool(workers=max(1, workers), queue=max(0, queue), name=name)
+            return pool
+
+    @property
+    def pool(self):
+        """Turn jobs (see the module docstring)."""
+        if "pool" in self._overrides:
+            return self._overrides["pool"]
+        s = self.settings
+        return self._bounded_pool("turn", s.turn_workers, s.turn_queue)
+
+    @property
+    def control_pool(self):
+        """The control arm's parallel synthesis (its own threads)."""
+        s = self.settings
+        return self._bounded_pool("control", s.turn_workers, s.turn_queue)
+
+    @property
+    def background_pool(self):
+        """Best-effort synthesis of fixed phrases that were not precomputed."""
+        return self._bounded_pool("background", 2, 64)
 
     def warm(self) -> None:
         """Load what the first call would otherwise wait for (the Piper voice, the index, the state)."""
@@ -159,7 +196,12 @@ class Runtime:
         self.state.ping()
 
     def shutdown(self, wait: bool = True) -> None:
+        """Finish (``wait``) the jobs of this process's pools and stop them; stop the turn engine's heartbeat."""
         with self._lock:
-            if self._pool is not None and self._pool_pid == os.getpid():
-                self._pool.shutdown(wait=wait)
-                self._pool = None
+            pools = list(self._pools.values()) if self._pool_pid == os.getpid() else []
+            self._pools = {}
+        for pool in pools:
+            pool.shutdown(wait=wait)
+        flow = self.__dict__.get("flow")
+        if flow is not None:
+            flow.engine.close()

@@ -19,9 +19,9 @@ Data model (all values JSON: dicts, lists, strings, numbers, booleans, None):
 - **call** (per CallSid): ``business``, ``arm``, ``created``, ``history`` (list of
   ``{"role": "caller" | "agent", "text": ...}``), ``last_filler``, ``turn``, ``extra`` (responder
   slots). The store does not enforce the fields; :func:`new_call` builds a complete one.
-- **turn** (per CallSid and turn number): ``status`` (``pending`` | ``running`` | ``done`` |
-  ``failed``), ``text``, ``action``, ``sentences``, ``error``, ``timings``, ``started``,
-  ``updated``. :func:`new_turn` builds one. Every write of a turn stamps ``updated`` (epoch s).
+- **turn** (per CallSid and turn number): the record of :class:`app.voice.turn.Turn` (its one
+  owner; :func:`new_turn` here builds a minimal one for tests of the store). Every write of a turn
+  stamps ``updated`` (epoch s).
 - **lease** (any name): who runs something, until when. A lease named ``turn:<call_sid>:...`` or
   ``call:<call_sid>:...`` belongs to that call and is removed with it (see :func:`app.ids.turn_lease_name`).
 
@@ -29,7 +29,19 @@ Every write takes a TTL in seconds (floats allowed) and (re)sets the entry's exp
 abandoned call disappears by itself. Read-modify-write callbacks (``fn``) receive the current
 record — or ``None`` when there is none — and return the record to store. ``fn`` must be a pure
 function of its argument: the Redis backend calls it again when another writer got in first.
-Exceptions raised by ``fn`` propagate unchanged and nothing is written. A value that is not
+Exceptions raised by ``fn`` propagate unchanged and nothing is written.
+
+**Fencing.** ``update_turn(..., fence={"gen": 3, "status": "running"})`` writes only while the stored
+record still has those field values, checked atomically with the write (inside the diskcache
+transaction; inside the Lua script on Redis); otherwise it raises :class:`~app.errors.FencedOut`
+and writes nothing. A fenced write never creates a record (a missing one returns None).
+
+**Waiting.** :meth:`wait_turn` is woken by writes, not by a fixed poll: every turn write notifies
+this process's waiters at once; writes by other processes arrive over Redis pub/sub (one
+subscriber connection per process), and for diskcache (no notification across processes) by a
+bounded poll of ``poll_s`` (50 ms by default).
+
+A value that is not
 JSON raises ``TypeError`` (``ValueError`` for NaN). Every backend failure (Redis errors,
 OSError, SQLite errors, lock timeouts, a corrupt entry) raises :class:`~app.errors.StateError`.
 """
@@ -38,8 +50,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -51,14 +65,16 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from app.errors import StateError
+from app.errors import FencedOut, StateError
 from app.ids import lease_call, valid_state_call_id
 
+log = logging.getLogger("warmline.state")
 Record = dict[str, Any]
 UpdateFn = Callable[[Record | None], Record]
 
 REDIS_PREFIX = "warmline:"
 _WATCH_RETRIES = 2000
+REDIS_CHANGES_CHANNEL = REDIS_PREFIX + "turn-changes"
 
 
 def new_call(business: str, arm: str, *, created: float | None = None) -> Record:
@@ -151,6 +167,45 @@ def _apply(fn: UpdateFn, current: Record | None, *, stamp: bool = False) -> tupl
         raise _FnFailed(exc) from exc
 
 
+def _check_fence(current: Record | None, fence: dict[str, Any] | None, key: str) -> None:
+    if fence and current is not None:
+        for name, value in fence.items():
+            if current.get(name) != value:
+                raise FencedOut(f"{key}: {name} is {current.get(name)!r}, the writer holds {value!r}")
+
+
+class _Changes:
+    """Wakes this process's waiters on a key when it changes. Thread-safe; one per store object.
+
+    A waiter registers an Event *before* reading the record, so a write between its read and its
+    wait is never missed; each write sets (and forgets) the events registered for its key only.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: dict[str, list[threading.Event]] = {}
+
+    def watch(self, key: str) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(key, []).append(event)
+        return event
+
+    def unwatch(self, key: str, event: threading.Event) -> None:
+        with self._lock:
+            waiting = self._waiters.get(key)
+            if waiting is not None and event in waiting:
+                waiting.remove(event)
+                if not waiting:
+                    del self._waiters[key]
+
+    def touched(self, key: str) -> None:
+        with self._lock:
+            events = self._waiters.pop(key, ())
+        for event in events:
+            event.set()
+
+
 class CallState(Protocol):
     """The shared call-state store. Implementations are safe across threads and processes."""
 
@@ -165,7 +220,8 @@ class CallState(Protocol):
     def get_turn(self, call_sid: str, turn: int) -> Record | None: ...
 
     def update_turn(
-        self, call_sid: str, turn: int, fn: UpdateFn, ttl_s: float, *, create: bool = True
+        self, call_sid: str, turn: int, fn: UpdateFn, ttl_s: float, *, create: bool = True,
+        fence: dict[str, Any] | None = None,
     ) -> Record | None: ...
 
     def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool: ...
@@ -210,8 +266,13 @@ class _Base(ABC):
 
     @abstractmethod
     def _update(
-        self, key: str, group: str | None, fn: UpdateFn, ttl_s: float, create: bool, what: str, stamp: bool
+        self, key: str, group: str | None, fn: UpdateFn, ttl_s: float, create: bool, what: str, stamp: bool,
+        fence: dict[str, Any] | None = None,
     ) -> Record | None: ...
+
+    _changes: _Changes
+    POLL_S = 0.05
+    """How often :meth:`wait_turn` re-reads when no notification came (other processes' writes on diskcache)."""
 
     # calls
     def get_call(self, call_sid: str) -> Record | None:
@@ -238,32 +299,50 @@ class _Base(ABC):
         return self._get(self._turn_key(call_sid, turn), "turn")
 
     def update_turn(
-        self, call_sid: str, turn: int, fn: UpdateFn, ttl_s: float, *, create: bool = True
+        self, call_sid: str, turn: int, fn: UpdateFn, ttl_s: float, *, create: bool = True,
+        fence: dict[str, Any] | None = None,
     ) -> Record | None:
-        """Atomically replace the turn with ``fn(turn or None)`` (``updated`` stamped) and reset its TTL."""
+        """Atomically replace the turn with ``fn(turn or None)`` (``updated`` stamped) and reset its TTL.
+
+        ``fence``: field values the stored record must still have (see the module docstring);
+        FencedOut otherwise. With a fence a missing record is never created (returns None).
+        """
         _check_sid(call_sid)
         _check_turn(turn)
-        return self._update(self._turn_key(call_sid, turn), self._group(call_sid, "turn"), fn, ttl_s, create, "turn",
-                            True)
+        return self._update(self._turn_key(call_sid, turn), self._group(call_sid, "turn"), fn, ttl_s,
+                            create and not fence, "turn", True, fence or None)
 
     def wait_turn(
-        self, call_sid: str, turn: int, until: Callable[[Record | None], bool], timeout_s: float, poll_s: float = 0.05
+        self, call_sid: str, turn: int, until: Callable[[Record | None], bool], timeout_s: float,
+        poll_s: float | None = None,
     ) -> Record | None:
-        """Poll turn ``turn`` until ``until(record)`` is true or ``timeout_s`` passed.
+        """Wait until ``until(record)`` holds for turn ``turn`` or ``timeout_s`` passed.
 
         Returns the last record read (``None`` if there is none): on a timeout that is a record
         for which ``until`` was false, so callers test the record, not the return being set.
-        Always reads at least once; sleeps ``poll_s`` between reads, never past the deadline.
+        Always reads at least once. Re-reads when a write of the turn is notified (this process's
+        writes at once; other processes' over Redis pub/sub), and at least every ``poll_s``
+        (default :attr:`POLL_S`), never past the deadline.
         """
+        key = self._turn_key(_check_sid(call_sid), _check_turn(turn))
+        poll = self.POLL_S if poll_s is None else poll_s
         deadline = time.monotonic() + max(0.0, timeout_s)
+        self._listen()
         while True:
-            record = self.get_turn(call_sid, turn)
-            if until(record):
-                return record
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return record
-            time.sleep(min(poll_s, remaining))
+            event = self._changes.watch(key)
+            try:
+                record = self.get_turn(call_sid, turn)
+                if until(record):
+                    return record
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return record
+                event.wait(min(poll, remaining))
+            finally:
+                self._changes.unwatch(key, event)
+
+    def _listen(self) -> None:
+        """Make sure other processes' writes reach :attr:`_changes` (a no-op where the backend cannot)."""
 
     def __enter__(self):
         return self
@@ -291,6 +370,7 @@ class DiskCallState(_Base):
 
     def __init__(self, directory: str | Path, *, timeout_s: float = 10.0) -> None:
         self.directory = Path(directory)
+        self._changes = _Changes()
         with self._guard():
             self._cache = diskcache.Cache(
                 str(self.directory), eviction_policy="none", tag_index=True, timeout=timeout_s
@@ -324,16 +404,20 @@ class DiskCallState(_Base):
             return _loads(self._cache.get(key), what)
 
     def _update(
-        self, key: str, tag: str, fn: UpdateFn, ttl_s: float, create: bool, what: str, stamp: bool
+        self, key: str, tag: str, fn: UpdateFn, ttl_s: float, create: bool, what: str, stamp: bool,
+        fence: dict[str, Any] | None = None,
     ) -> Record | None:
         ttl = _check_ttl(ttl_s)
         with self._guard(), self._cache.transact():
             current = _loads(self._cache.get(key), what)
             if current is None and not create:
                 return None
+            _check_fence(current, fence, key)
             new, raw = _apply(fn, current, stamp=stamp)
             self._cache.set(key, raw, expire=ttl, tag=tag)
-            return new
+        if what == "turn":
+            self._changes.touched(key)
+        return new
 
     def delete_call(self, call_sid: str) -> None:
         """Remove the call, all its turns and its leases, atomically."""
@@ -414,12 +498,6 @@ class DiskCallState(_Base):
 # --------------------------------------------------------------------------------------------
 # Redis
 
-_LUA_EXTEND = """
-local t = redis.call('PTTL', KEYS[1])
-if t < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return 1
-"""
-
 # KEYS[1] lease, KEYS[2] call index set or '' ; ARGV owner, ttl_ms
 _LUA_ACQUIRE = """
 local cur = redis.call('GET', KEYS[1])
@@ -447,6 +525,34 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
+# Compare-and-set of one JSON record, with an optional fence (field values the stored record must have).
+# KEYS[1] record, KEYS[2] the call's index set or ''
+# ARGV[1] '1' if the record was absent when read, else '0'; ARGV[2] the raw value read;
+# ARGV[3] the new raw value; ARGV[4] ttl ms; ARGV[5] fence (a JSON object) or ''; ARGV[6] channel or ''
+# Returns 1 written, 0 changed since read (retry), -1 fenced out, -2 gone (fenced write of a missing record)
+_LUA_CAS = """
+local cur = redis.call('GET', KEYS[1])
+if ARGV[5] ~= '' then
+  if not cur then return -2 end
+  local rec = cjson.decode(cur)
+  for name, value in pairs(cjson.decode(ARGV[5])) do
+    if rec[name] ~= value then return -1 end
+  end
+end
+if ARGV[1] == '1' then
+  if cur then return 0 end
+elseif cur ~= ARGV[2] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+if KEYS[2] ~= '' then
+  redis.call('SADD', KEYS[2], KEYS[1])
+  if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+end
+if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], KEYS[1]) end
+return 1
+"""
+
 # KEYS[1] call record, KEYS[2] index set of the call's other keys
 _LUA_DELETE = """
 local members = redis.call('SMEMBERS', KEYS[2])
@@ -459,16 +565,24 @@ class RedisCallState(_Base):
     """Call state in Redis (``redis://host:port/db``); shared by every process on every host.
 
     Thread- and process-safe: redis-py's connection pool is thread-safe and resets itself in a
-    forked child. Updates are optimistic (``WATCH`` the key, ``fn``, ``MULTI``/``EXEC``, retry
-    on conflict), so ``fn`` may run more than once. TTLs are set in milliseconds (``PX`` /
+    forked child. Updates are optimistic: ``GET``, ``fn``, then one Lua compare-and-set that
+    also checks the fence and publishes turn changes (retry on conflict), so ``fn`` may run more
+    than once. A per-process daemon thread subscribes to the change channel (lazily, on the first
+    :meth:`wait_turn`) and wakes local waiters. TTLs are set in milliseconds (``PX`` /
     ``PEXPIRE``). Each call has an index set of its turn and lease keys (TTL never shorter than
     any member's), so :meth:`delete_call` removes everything in one Lua script without ``SCAN``.
     Socket timeouts are ``socket_timeout_s`` (1 s) with one retry, so a dead Redis costs an
     operation at most ~2 s before StateError.
     """
 
+    POLL_S = 0.25  # notifications carry the news; the poll only covers a lost subscriber connection
+
     def __init__(self, url: str, *, socket_timeout_s: float = 1.0) -> None:
         self.url = url
+        self._changes = _Changes()
+        self._listener_pid = 0
+        self._listener_lock = threading.Lock()
+        self._closed = threading.Event()
         with self._guard():
             # Bounded: one quick retry (a pooled connection may be stale after a Redis restart), then
             # StateError. A webhook makes several state calls and must answer Twilio within 15 s.
@@ -476,11 +590,11 @@ class RedisCallState(_Base):
                 url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s, decode_responses=True,
                 retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
             )
-            self._extend = self._r.register_script(_LUA_EXTEND)
             self._acquire = self._r.register_script(_LUA_ACQUIRE)
             self._renew = self._r.register_script(_LUA_RENEW)
             self._release = self._r.register_script(_LUA_RELEASE)
             self._delete = self._r.register_script(_LUA_DELETE)
+            self._cas = self._r.register_script(_LUA_CAS)
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
@@ -517,29 +631,61 @@ class RedisCallState(_Base):
         return _loads(raw, what)
 
     def _update(
-        self, key: str, index: str | None, fn: UpdateFn, ttl_s: float, create: bool, what: str, stamp: bool
+        self, key: str, index: str | None, fn: UpdateFn, ttl_s: float, create: bool, what: str, stamp: bool,
+        fence: dict[str, Any] | None = None,
     ) -> Record | None:
         ttl_ms = self._ms(ttl_s)
-        watch_error = redis.exceptions.WatchError
-        with self._guard(), self._r.pipeline(transaction=True) as pipe:
+        fence_raw = json.dumps(fence, separators=(",", ":")) if fence else ""
+        channel = REDIS_CHANGES_CHANNEL if what == "turn" else ""
+        with self._guard():
             for _ in range(_WATCH_RETRIES):
-                try:
-                    pipe.watch(key)
-                    current = _loads(pipe.get(key), what)
-                    if current is None and not create:
-                        pipe.unwatch()
-                        return None
-                    new, raw = _apply(fn, current, stamp=stamp)
-                    pipe.multi()
-                    pipe.set(key, raw, px=ttl_ms)
-                    if index is not None:
-                        pipe.sadd(index, key)
-                        self._extend(keys=[index], args=[ttl_ms], client=pipe)
-                    pipe.execute()
+                raw_read = self._r.get(key)
+                current = _loads(raw_read, what)
+                if current is None and not create:
+                    return None
+                _check_fence(current, fence, key)
+                new, raw = _apply(fn, current, stamp=stamp)
+                done = self._cas(keys=[key, index or ""],
+                                 args=["1" if raw_read is None else "0", raw_read or "", raw, ttl_ms, fence_raw, channel])
+                if done == 1:
+                    if channel:
+                        self._changes.touched(key)
                     return new
-                except watch_error:
-                    continue
+                if done == -1:
+                    raise FencedOut(f"{key}: fenced out (the record's generation or status moved on)")
+                if done == -2:
+                    return None
             raise StateError(f"redis state: {key} changed under us {_WATCH_RETRIES} times in a row")
+
+    def _listen(self) -> None:
+        """Start this process's subscriber to the turn-change channel (once per process)."""
+        if self._listener_pid == os.getpid() or self._closed.is_set():
+            return
+        with self._listener_lock:
+            if self._listener_pid == os.getpid():
+                return
+            self._listener_pid = os.getpid()
+            threading.Thread(target=self._subscribe, name="state-changes", daemon=True).start()
+
+    def _subscribe(self) -> None:
+        """Forward change notifications to local waiters until closed; reconnect after a failure."""
+        pid = os.getpid()
+        while not self._closed.is_set() and self._listener_pid == pid:
+            pubsub = None
+            try:
+                pubsub = self._r.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(REDIS_CHANGES_CHANNEL)
+                while not self._closed.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message and message.get("type") == "message":
+                        self._changes.touched(message["data"])
+            except (redis.exceptions.RedisError, OSError, ValueError) as exc:
+                log.debug("turn-change subscriber: %s; resubscribing", exc)
+                self._closed.wait(0.5)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                        pubsub.close()
 
     def delete_call(self, call_sid: str) -> None:
         """Remove the call, all its turns and its leases, atomically."""
@@ -600,6 +746,7 @@ class RedisCallState(_Base):
             self._r.ping()
 
     def close(self) -> None:
+        self._closed.set()
         with self._guard():
             self._r.close()
 

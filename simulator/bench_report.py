@@ -223,13 +223,13 @@ def _synth_rollup(args: tuple[str, str, int, int, int]) -> int:
     """Worker: a rollup of ``n`` events for one host-day drawn straight from the distributions (no raw events).
 
     Same shapes as the raw generator: 90 % Warmline arm, 1-4 sentences, lognormal latencies; counts by
-    binomial draws; latencies binned with the report's own edges; 500 missed sentences per business
+    binomial draws; latencies binned with the report's own edges; ROLLUP_MISSES missed sentences per business
     with up to 16 call ids each. Returns the number of events it stands for.
     """
     store_root, host, day_index, n, seed = args
     from app.events_store import LocalEventsStore, rollup_name
     from app.report.compute import EDGES, N_BUCKETS
-    from app.report.rollup import ROLLUP_VERSION
+    from app.report.rollup import ROLLUP_MISSES, ROLLUP_VERSION
 
     rng = np.random.default_rng([seed, day_index, int(hashlib.sha256(host.encode()).hexdigest()[:8], 16)])
     day = ROLLUP_START + timedelta(days=day_index)
@@ -262,7 +262,7 @@ def _synth_rollup(args: tuple[str, str, int, int, int]) -> int:
             })
     misses = {}
     for biz, share in BUSINESSES:
-        counts = np.sort(rng.zipf(1.3, 500))[::-1] * 3
+        counts = np.sort(rng.zipf(1.3, ROLLUP_MISSES))[::-1] * 3
         misses[biz] = [[hashlib.sha256(f"{biz}|{k}".encode()).hexdigest(), int(c),
                         [f"{k:04x}{j:08x}" for j in range(min(16, int(c)))], f"Sentence number {k} of {biz}.", 30]
                        for k, c in enumerate(counts.tolist())]

@@ -118,8 +118,12 @@ class Caller:
         assert response.headers["content-type"].startswith("text/xml"), response.headers["content-type"]
         return response
 
-    def turn(self, speech: str, *, max_hops: int = 12) -> Turn:
-        """Say ``speech``; follow redirects until a document that does not redirect."""
+    def turn(self, speech: str, *, max_hops: int = 40) -> Turn:
+        """Say ``speech``; follow redirects until a document that does not redirect.
+
+        No audio plays between hops here, and each hop waits at most the silence budget before it
+        bridges, so a turn of several seconds is many hops.
+        """
         result = Turn()
         response = self.post(f"/voice/process/{self.business}/{self.call_sid}", SpeechResult=speech)
         for _ in range(max_hops + 1):

@@ -94,8 +94,8 @@ def test_precompute_starts_a_background_run_and_returns_at_once(admin_client, ap
     else:
         raise AssertionError("the background run did not finish")
     lock.release()
-    assert len(provider.calls) == 35  # the demo's fixed phrases and the FAQ responder's (see test_precompute_runner.FIXED_DEMO_CLIPS)
-    assert len(list(app.extensions["warmline"].store.list("tts/"))) == 35
+    assert len(provider.calls) == 37  # the demo's fixed phrases and the FAQ responder's (see test_precompute_runner.FIXED_DEMO_CLIPS)
+    assert len(list(app.extensions["warmline"].store.list("tts/"))) == 37
 
 
 @pytest.mark.parametrize("body, detail", [

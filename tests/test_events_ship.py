@@ -91,3 +91,19 @@ def test_rollups_merge_to_the_raw_report_exactly():
     b = finish(merged, since=since, until=until, business=None, price=0.03, min_calls=1)
     assert a.to_dict() | {"sources": None} == b.to_dict() | {"sources": None}
     assert b.sources == {"rollups": 3} and a.overall.turns == 13
+
+
+@pytest.mark.slow
+def test_the_rollup_benchmark_runs_and_its_checks_hold(capsys):
+    """A tiny ``bench_report --rollups``: raw and rollup paths agree (exit 0 needs it) and it says so."""
+    from simulator.bench_report import main
+
+    code = main(["--rollups", "--hosts", "2", "--days", "2", "--per-day", "4000", "--raw-days", "2",
+                 "--raw-per-day", "2000"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["part1_counts_and_histograms_equal"] is True
+    assert result["part1_percentiles_within_one_bucket"] is True
+    assert result["part1_raw"]["events"] == result["part1_rollups"]["events"] == 2 * 2000
+    assert result["part2_rollups"]["rollups"] == 4

@@ -51,8 +51,11 @@ def fixed_phrase_urls(base: str) -> set[str]:
     return {f"{base}/cdn/" + object_name(content_key(t, demo.voice), demo.voice) for t in texts}
 
 
-def until_answer(base: str, redirect_url: str, call_sid: str, max_hops: int = 6) -> tuple[list, list[str]]:
-    """Follow redirects until the answer ends; returns the last document and the answer's clip URLs."""
+def until_answer(base: str, redirect_url: str, call_sid: str, max_hops: int = 40) -> tuple[list, list[str]]:
+    """Follow redirects until the answer ends; returns the last document and the answer's clip URLs.
+
+    Each hop waits at most the silence budget (0.5 s) before it bridges, so a 12 s turn takes many hops.
+    """
     fixed = fixed_phrase_urls(base)
     plays: list[str] = []
     v = None

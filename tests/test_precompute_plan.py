@@ -184,7 +184,9 @@ def test_already_published_keys_are_skipped(demo, log_dir):
 def test_fixed_pieces_are_what_the_call_flow_plays(demo):
     pieces = fixed_pieces(demo)
     kinds = Counter(kind for kind, _ in pieces)
-    assert kinds == {"filler": 4 + 2, "greeting": 1, "prompt": 6, "faq": 9, "hours": 1}  # 4 fillers, 2 short ones
+    assert kinds == {"filler": 4 + 2, "greeting": 1, "prompt": 8, "faq": 9, "hours": 1}  # 4 fillers, 2 short ones
+    # the bridges every waiting hop may play are made ahead, like the fillers
+    assert {canon(demo.prompt(n)) for n in ("second_filler", "hold", "sorry_wait")} <= {t for k, t in pieces if k == "prompt"}
     texts = [t for _, t in pieces]
     assert texts[:7] == [canon(f) for f in (*demo.fillers, *demo.short_fillers)] + [canon(demo.greeting)]
     expected_faq = [canon(p) for f in demo.faq for p in split_pieces(f.answer, demo.splice)]

@@ -45,9 +45,9 @@ from simulator.deepgram_emulator import DeepgramEmulator
 from tests.fakes import ToneProvider
 from tests.precompute_support import ROOT, ToneSpeaker, write_deepgram_business
 
-# 4 fillers, 2 short fillers, greeting, 6 prompts, 9 FAQ sentences, 1 hours sentence, and 12 sentences of the FAQ
+# 4 fillers, 2 short fillers, greeting, 8 prompts, 9 FAQ sentences, 1 hours sentence, and 12 sentences of the FAQ
 # responder's own fixed phrasing (FaqResponder.fixed_texts, duplicates removed)
-FIXED_DEMO_CLIPS = 35
+FIXED_DEMO_CLIPS = 37
 
 
 @pytest.fixture

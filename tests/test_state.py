@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import StateError
+from app.errors import FencedOut, StateError
 from app.ids import lease_call, turn_lease_name
 from app.state import (
     CallState,
@@ -360,6 +360,72 @@ def test_wait_turn_times_out_with_the_last_record(state: CallState) -> None:
     assert 0.3 <= elapsed < 1.0
     assert state.wait_turn(SID, 9, lambda r: r is not None, timeout_s=0.1) is None
     assert state.wait_turn(SID, 1, lambda r: True, timeout_s=0)["status"] == "pending"
+
+
+def test_a_write_wakes_a_waiter_at_once_not_at_its_next_poll(state: CallState, location: str) -> None:
+    """Notified waits: a writer in this process, and (Redis) a writer with its own connection -- another process's."""
+    state.put_turn(SID, 1, new_turn(), 60)
+    writers = [state] + ([open_state(location)] if location.startswith("redis://") else [])
+    try:
+        for i, writer in enumerate(writers, start=2):
+            ready = threading.Event()
+
+            def finish(writer=writer, i=i) -> None:
+                ready.wait(5)
+                writer.update_turn(SID, 1, lambda r: {**r, "status": f"done-{i}"}, 60)
+
+            t = threading.Thread(target=finish)
+            t.start()
+            started = time.monotonic()
+            ready.set()
+            record = state.wait_turn(SID, 1, lambda r, i=i: r is not None and r["status"] == f"done-{i}",
+                                     timeout_s=10, poll_s=5.0)
+            elapsed = time.monotonic() - started
+            t.join()
+            assert record["status"] == f"done-{i}"
+            assert elapsed < 2.5  # a 5 s poll would have waited 5 s: the write itself woke the waiter
+    finally:
+        for writer in writers[1:]:
+            writer.close()
+
+
+# --- fencing ---------------------------------------------------------------------------------
+
+
+def test_a_stale_generation_write_is_refused_and_writes_nothing(state: CallState) -> None:
+    state.put_turn(SID, 1, {**new_turn(), "status": "running", "gen": 3}, 60)
+    calls: list[dict | None] = []
+
+    def stale(r: dict | None) -> dict:
+        calls.append(r)
+        return {**r, "text": "late"}
+
+    with pytest.raises(FencedOut):
+        state.update_turn(SID, 1, stale, 60, fence={"gen": 2, "status": "running"})
+    with pytest.raises(FencedOut):  # right generation, but the turn is no longer running
+        state.update_turn(SID, 1, stale, 60, fence={"gen": 3, "status": "queued"})
+    assert calls == [] and state.get_turn(SID, 1)["text"] is None
+    written = state.update_turn(SID, 1, lambda r: {**r, "text": "current"}, 60, fence={"gen": 3, "status": "running"})
+    assert written["text"] == "current" and state.get_turn(SID, 1)["text"] == "current"
+    # a fenced write never creates a record
+    assert state.update_turn(SID, 2, lambda r: {"gen": 1}, 60, fence={"gen": 1}) is None
+    assert state.get_turn(SID, 2) is None
+
+
+def test_redis_refuses_a_stale_write_that_raced_past_the_read(redis_server: RedisServer) -> None:
+    """The fence is checked inside the Lua script: a generation bumped between our read and our write still wins."""
+    with RedisCallState(redis_server.url) as st, RedisCallState(redis_server.url) as other:
+        st._r.flushall()
+        st.put_turn(SID, 1, {**new_turn(), "status": "running", "gen": 1}, 60)
+
+        def adopt_meanwhile(r: dict | None) -> dict:
+            if r["gen"] == 1:  # first attempt: another host adopts the turn before our write lands
+                other.update_turn(SID, 1, lambda cur: {**cur, "gen": 2, "status": "queued"}, 60)
+            return {**r, "text": "late"}
+
+        with pytest.raises(FencedOut):
+            st.update_turn(SID, 1, adopt_meanwhile, 60, fence={"gen": 1, "status": "running"})
+        assert st.get_turn(SID, 1)["text"] is None and st.get_turn(SID, 1)["gen"] == 2
 
 
 # --- failures --------------------------------------------------------------------------------

@@ -420,7 +420,7 @@ _COUNTERS = ("turns", "sentences", "hit", "with_sentences", "full", "filler", "f
 class _Group:
     """Mutable counters and latency histograms of one (business, day, arm, host)."""
 
-    __slots__ = (*_COUNTERS, "failures", "hist", "exact")
+    __slots__ = (*_COUNTERS, "failures", "hist", "exact", "arrays")
 
     def __init__(self, exact: bool = False) -> None:
         for name in _COUNTERS:
@@ -429,6 +429,11 @@ class _Group:
         # One flat list of counts per latency; numpy only when merging and finishing.
         self.hist: dict[str, list[int]] = {name: [0] * N_BUCKETS for name in LATENCIES}
         self.exact: dict[str, array] | None = {name: array("f") for name in LATENCIES} if exact else None
+        self.arrays: dict[str, np.ndarray | None] | None = None  # set by freeze(), once folding is over
+
+    def freeze(self) -> None:
+        """Convert the histograms to numpy once (``None`` for an empty one); the group must not change after."""
+        self.arrays = {name: (np.asarray(h, dtype=np.int64) if any(h) else None) for name, h in self.hist.items()}
 
     def merge(self, other: _Group) -> None:
         for name in _COUNTERS:
@@ -452,13 +457,17 @@ class _Group:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> _Group:
         g = cls()
+        get = data.get
         for name in _COUNTERS:
-            setattr(g, name, int(data.get(name, 0)))
-        g.failures = {str(k): int(v) for k, v in (data.get("failures") or {}).items()}
+            setattr(g, name, get(name, 0))
+        g.failures = dict(get("failures") or {})
+        hists = get("hist") or {}
         for name in LATENCIES:
-            h = g.hist[name]
-            for i, c in (data.get("hist") or {}).get(name, ()):
-                h[int(i)] += int(c)
+            pairs = hists.get(name)
+            if pairs:
+                h = g.hist[name]
+                for i, c in pairs:
+                    h[i] += c
         return g
 
 
@@ -476,7 +485,14 @@ def _stats(groups: list[_Group], price: float) -> Stats:
     cached = total("chars_cached")
 
     def hists(name: str) -> list[np.ndarray]:
-        return [np.asarray(g.hist[name], dtype=np.int64) for g in groups if any(g.hist[name])]
+        out = []
+        for g in groups:
+            if g.arrays is None:
+                g.freeze()
+            a = g.arrays[name]
+            if a is not None:
+                out.append(a)
+        return out
 
     return Stats(
         turns=total("turns"),
@@ -769,16 +785,27 @@ class _Fold:
             self.invalid += int(q.get("invalid", 0))
         self.used += used
         self.sources["rollups"] = self.sources.get("rollups", 0) + 1
-        misses: dict[str, dict[str, list]] = {}
-        info: dict[str, tuple[str, int]] = {}
+        if not self.wants(str(data.get("host", ""))):
+            return
+        info = self.miss_info
+        cap = CALLS_CAP
         for biz, rows in (data.get("misses") or {}).items():
             if self.business is not None and biz != self.business:
                 continue
+            counts = self.misses.get(biz)
+            if counts is None:
+                counts = self.misses[biz] = {}
             for k, c, calls, text, chars in rows:
-                misses.setdefault(biz, {})[k] = [int(c), set(calls[:CALLS_CAP])]
-                info.setdefault(k, (str(text), int(chars)))
-        if self.wants(str(data.get("host", ""))):
-            self._merge_misses(misses, info)
+                mine = counts.get(k)
+                if mine is None:
+                    counts[k] = [c, set(calls[:cap])]
+                    if k not in info:
+                        info[k] = (text, chars)
+                else:
+                    mine[0] += c
+                    seen = mine[1]
+                    if len(seen) < cap:
+                        seen.update(calls[: cap - len(seen)])
 
 
 def _valid_day(day: Any) -> bool:

@@ -18,10 +18,10 @@ import datetime as dt
 import json
 from typing import Any
 
-from app.report.compute import _Fold, read_lines
+from app.report.compute import _Fold, _loads, read_lines
 
 ROLLUP_VERSION = 1
-ROLLUP_MISSES = 500
+ROLLUP_MISSES = 200
 
 
 def rollup_of(lines: Any, host: str, day: dt.date, *, end: int | None = None) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def rollup_bytes(data: bytes, host: str, day: dt.date) -> bytes:
 
 def load(data: bytes) -> dict[str, Any]:
     """A rollup document from its bytes; ValueError when it is not one of ours."""
-    doc = json.loads(data)
+    doc = _loads(data)
     if not isinstance(doc, dict) or doc.get("v") != ROLLUP_VERSION or not isinstance(doc.get("groups"), list):
         raise ValueError("not a Warmline rollup")
     return doc

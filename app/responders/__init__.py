@@ -33,7 +33,8 @@ def make_responder(settings: Settings, *, client: httpx.Client | None = None) ->
     from app.responders.openai import OpenAIResponder, make_llm_client
 
     return OpenAIResponder(
-        client=client or make_llm_client(),
+        # one connection per turn thread: the pool, not httpx, bounds how many requests wait
+        client=client or make_llm_client(max_connections=max(1, settings.turn_workers)),
         base_url=settings.llm_url,
         api_key=settings.llm_api_key,
         model=settings.llm_model,

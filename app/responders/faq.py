@@ -211,6 +211,9 @@ def _with_follow_up(answer: str) -> str:
 class FaqResponder:
     """The business file's FAQ, hours and booking flow as a deterministic responder. Thread-safe."""
 
+    instant = True
+    """Answers in microseconds without I/O: the turn engine may run its turns in the request thread."""
+
     def fixed_texts(self, business: Business) -> list[str]:
         """The phrasing this responder speaks whatever the caller says (precompute makes these ahead)."""
         texts = [ANYTHING_ELSE, ASK_NAME_Q, ASK_TIME_Q, "We'll send a reminder.", "Goodbye!"]

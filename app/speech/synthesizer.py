@@ -21,6 +21,8 @@ failures (429, 5xx, timeouts, cut-off or non-audio bodies) are retried with expo
 and full jitter while time remains, every provider call and store call is bounded by the time
 left (a call that does not return in time is abandoned on its daemon thread), and when the
 voice cannot make it, the next fallback voice is tried, keeping ``fallback_reserve_s`` for it.
+Every voice of the chain, the last one included, and every wait for a key lock or a flock ends
+at the deadline: a turn's job never outlives its turn (the caller has heard ``<Say>`` by then).
 Without a deadline (precompute, the CLI) a clip is one attempt, as a batch job retries later.
 
 Safe across threads and processes: a per-process lock per key keeps threads of one worker from
@@ -203,7 +205,7 @@ class Synthesizer:
             if deadline is not None and i < len(chain) - 1:
                 until = deadline - self.fallback_reserve_s
             try:
-                clip = self._clip_one(spoken, current, until, bounded=i < len(chain) - 1)
+                clip = self._clip_one(spoken, current, until, bounded=until is not None)
             except InvalidText:
                 raise
             except (SpeechError, StoreError) as exc:
@@ -287,9 +289,8 @@ class Synthesizer:
     # --- one voice -----------------------------------------------------------------------------
     def _clip_one(self, spoken: str, voice: Voice, until: float | None, *, bounded: bool) -> Clip:
         """The clip in one voice. ``until`` decides whether a failed attempt is retried; with
-        ``bounded`` each attempt is also cut off at ``until`` (a fallback voice is waiting). The
-        last voice of a chain is not cut off: if it finishes after the turn's deadline, the caller
-        has heard ``<Say>`` but the clip is published for the next caller."""
+        ``bounded`` (every voice of a live turn) each attempt, the key lock and the flock waits are
+        also cut off at ``until``."""
         key = content_key(spoken, voice)
         known = self._known(key, spoken, voice)
         if known is not None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -17,11 +19,15 @@ from app.business import Business
 from app.errors import InvalidText, StateError, WarmlineError
 from app.voice import twiml
 from app.voice.arms import CONTROL
+from app.voice import turn as T
 from app.voice.listening import listen_options
 from app.voice.pacing import Pacing
-from app.voice.turns import FAILED, TERMINAL, TurnEngine, is_complete, ready_prefix, reply_pieces
+from app.voice.turn import ABANDONED, FAILED, Turn
+from app.voice.turns import TurnEngine, reply_pieces
 
 log = logging.getLogger("warmline.flow")
+HOP_WORK_S = 0.05
+"""What a hop needs after its wait (a state write, lookups, TwiML), kept out of the silence budget."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +54,9 @@ class Urls:
 class CallFlow:
     """Answers the voice webhooks of one process. Thread-safe."""
 
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: Any, *, engine: TurnEngine | None = None) -> None:
         self.rt = runtime
-        self.engine = TurnEngine(runtime)
+        self.engine = engine or TurnEngine(runtime)
         self.pacing = Pacing()
 
     # --- small helpers -------------------------------------------------------------------------
@@ -75,7 +81,8 @@ class CallFlow:
             except WarmlineError as exc:
                 log.warning("background synthesis of a fixed phrase failed: %s", exc)
 
-        self.rt.pool.submit(job)
+        if self.rt.background_pool.try_submit(job) is None:
+            log.info("background synthesis of a fixed phrase dropped (pool full); the next caller asks again")
 
     def listen(self, business: Business, urls: Urls) -> twiml.Listen:
         return twiml.Listen(
@@ -126,82 +133,109 @@ class CallFlow:
                 return self.ready(business, urls, turn, played)
         if kind in (["tts-ready"], ["process"]):
             call = self.rt.state.get_call(urls.call_sid) or {}
-            turn = int(call.get("turn") or 0)
-            record = self.rt.state.get_turn(urls.call_sid, turn) if turn else None
-            if record is not None and not record.get("logged"):
-                return self.ready(business, urls, turn, 0)
+            n = int(call.get("turn") or 0)
+            current = self.engine.get(urls.call_sid, n) if n else None
+            if current is not None and current.ended is None:
+                return self.ready(business, urls, n, 0)
             reprompt = self.fixed(business, business.prompt("reprompt"), urls)
             return twiml.speak_then_listen([reprompt], self.listen(business, urls), self.say_voice(business))
         return self.incoming(business, urls)
 
     def status(self, call_sid: str) -> None:
+        """The call ended: its state goes, and with it every turn (a job still running stops at its next write)."""
         self.rt.state.delete_call(call_sid)
 
     def process(self, business: Business, urls: Urls, speech: str, t0: float) -> str:
-        call = self.engine.ensure_call(business, urls.call_sid)
         if not speech:
+            call = self.engine.ensure_call(business, urls.call_sid)
             self._log_event(business, urls, call.get("arm", "warmline"), {"outcome": "reprompt", "action": "continue"}, t0)
             reprompt = self.fixed(business, business.prompt("reprompt"), urls)
             return twiml.speak_then_listen([reprompt], self.listen(business, urls), self.say_voice(business))
+        call = self.engine.caller_said(business, urls.call_sid, speech)
         if call.get("arm") == CONTROL:
-            return self.control(business, urls, speech, t0)
-        turn = self.engine.begin(business, urls.call_sid, speech, t0=t0)
-        budget_ms = business.instant_budget_ms if business.instant_budget_ms is not None else self.rt.settings.instant_budget_ms
-        budget_s = self.pacing.instant_budget_s(business.id, budget_ms / 1000)
-        record = self.rt.state.wait_turn(urls.call_sid, turn, lambda r: bool(r) and r.get("status") in TERMINAL,
-                                         timeout_s=budget_s)
-        if is_complete(record):
-            return self._answer(business, urls, turn, record, played=0, t0=t0, outcome="instant")
+            return self.control(business, urls, speech, t0, call)
+        n = call["turn"]
+        if call.get("previous_open"):
+            self._interrupted(urls.call_sid, int(call["previous_open"]))
+        if self.engine.instant():
+            def answered_now(t: Turn) -> Turn:
+                return T.end(T.answer_started(t, (time.time() - t0) * 1000), "instant", t.text or "")
+
+            turn = self.engine.run_inline(business, urls.call_sid, speech, t0=t0, call=call, end_as=answered_now)
+            if turn.ended == "instant":  # fully cached: answered, ended and written in one go
+                self._turn_ended(business, urls, n, turn, fallback=False)
+                return self.finish(business, self._items(turn.pieces or (), urls), turn.action or "continue", urls)
+        else:
+            turn = self.engine.begin(business, urls.call_sid, speech, t0=t0, call=call)
+        if not turn.job_over:
+            budget_ms = business.instant_budget_ms if business.instant_budget_ms is not None else self.rt.settings.instant_budget_ms
+            budget_s = self.pacing.instant_budget_s(business.id, budget_ms / 1000)
+            if budget_s > 0:
+                turn = self.engine.wait(urls.call_sid, n, lambda t: t.job_over, timeout_s=budget_s) or turn
+        if turn.complete:
+            return self._answer(business, urls, n, turn, played=0, outcome="instant")
+        if turn.status == FAILED and not turn.text:
+            return self._fallback(business, urls, n, turn, 0)  # refused (overloaded): say so now, no filler first
         filler_text = self.engine.next_filler(business, urls.call_sid)
         filler = self.fixed(business, filler_text, urls)
         elapsed = (time.time() - t0) * 1000
-        self.engine.update(urls.call_sid, turn, lambda r: {**r, "filler": filler_text, "first_audio_ms": elapsed,
-                                                           "filler_ms": elapsed})
-        return twiml.speak_then_redirect([filler], urls.ready(turn, 0), self.say_voice(business))
+        self.engine.update(urls.call_sid, n, lambda t: T.filler_played(t, filler_text, elapsed))
+        return twiml.speak_then_redirect([filler], urls.ready(n, 0), self.say_voice(business))
 
-    def ready(self, business: Business, urls: Urls, turn: int, played: int) -> str:
-        record = self.rt.state.get_turn(urls.call_sid, turn)
-        if record is None:
+    def _interrupted(self, call_sid: str, n: int) -> None:
+        """The caller spoke again before turn ``n`` ended: end it (its job stops); nothing of it was heard."""
+        self.engine.end(call_sid, n, "interrupted", "", 0.0)
+
+    def ready(self, business: Business, urls: Urls, turn: int, played: int, *, arrived: float | None = None) -> str:
+        """A ``tts-ready`` hop: the next ready pieces, the rest of the answer, a bridge, or the deadline's <Say>.
+
+        ``arrived`` (epoch s, default now): when the request came in; the wait in silence is counted from
+        it, so the time spent before waiting (signature, state) is part of the silence budget too.
+        """
+        arrived = time.time() if arrived is None else arrived
+        n = turn
+        current = self.engine.get(urls.call_sid, n)
+        if current is None:
             # State lost (expired, or a Redis restart): ask again rather than fail.
             reprompt = self.fixed(business, business.prompt("reprompt"), urls)
             return twiml.speak_then_listen([reprompt], self.listen(business, urls), self.say_voice(business))
-        t0 = record["started"]
-        deadline = t0 + self.rt.settings.turn_deadline_s
-        # Right after the first filler the caller is in silence while we wait: wait only the silence
-        # budget before bridging with the second filler. After that, or mid-answer, wait a full hop.
+        if current.ended is not None:
+            return self._replay_end(business, urls, current, played)
         settings = self.rt.settings
-        wait_s = min(settings.hop_s, settings.silence_budget_s) if played == 0 and not record.get("bridged") else settings.hop_s
-        record = self._wait_for_progress(business, urls, turn, played, record, until=min(time.time() + wait_s, deadline))
-        ready = ready_prefix(record)
-        self.engine.update(urls.call_sid, turn, lambda r: {**r, "hops": r.get("hops", 0) + 1})
-        if is_complete(record) or (record.get("pieces") and len(ready) == len(record["pieces"])):
-            return self._answer(business, urls, turn, record, played=played, t0=t0, outcome="filler")
+        deadline = current.started + settings.turn_deadline_s
+        # Every hop waits at most the silence budget: the caller is in silence while we wait.
+        wait_s = min(settings.hop_s, settings.silence_budget_s)
+        current = self._wait_for_progress(business, urls, n, played, current,
+                                          until=min(arrived + wait_s - HOP_WORK_S, deadline))
+        ready = current.ready_prefix()
+        if current.complete or (current.pieces and len(ready) == len(current.pieces)):
+            return self._answer(business, urls, n, current, played=played, outcome="filler", hop=True)
         if len(ready) > played:
-            self._mark_answer_started(urls, turn, t0)
+            elapsed = (time.time() - current.started) * 1000
+            self.engine.update(urls.call_sid, n, lambda t: T.answer_started(T.hopped(t), elapsed))
             items = self._items(ready[played:], urls)
-            return twiml.speak_then_redirect(items, urls.ready(turn, len(ready)), self.say_voice(business))
-        if time.time() >= deadline or record.get("status") == FAILED:
-            return self._fallback(business, urls, turn, record, played, t0)
-        self.engine.update(urls.call_sid, turn, lambda r: {**r, "bridged": True})
-        second = self.fixed(business, business.prompt("second_filler"), urls)
-        return twiml.speak_then_redirect([second], urls.ready(turn, played), self.say_voice(business))
+            return twiml.speak_then_redirect(items, urls.ready(n, len(ready)), self.say_voice(business))
+        if time.time() >= deadline or current.status in (FAILED, ABANDONED):
+            return self._fallback(business, urls, n, current, played, hop=True)
+        bridge = self.pacing.next_bridge(business, current.bridges)
+        self.engine.update(urls.call_sid, n, lambda t: T.bridged(T.hopped(t), bridge))
+        return twiml.speak_then_redirect([self.fixed(business, bridge, urls)], urls.ready(n, played),
+                                         self.say_voice(business))
 
-    def _wait_for_progress(self, business: Business, urls: Urls, turn: int, played: int, record: dict[str, Any],
-                           *, until: float) -> dict[str, Any]:
-        """Wait until more of the turn is playable or ``until`` (epoch s); take the turn over if its owner dies."""
-        progressed = lambda r: bool(r) and (r.get("status") in TERMINAL or len(ready_prefix(r)) > played)  # noqa: E731
+    def _wait_for_progress(self, business: Business, urls: Urls, n: int, played: int, turn: Turn,
+                           *, until: float) -> Turn:
+        """Wait until more of the turn is playable or ``until`` (epoch s); adopt the turn if its holder died."""
+        progressed = lambda t: t.job_over or len(t.ready_prefix()) > played  # noqa: E731
         slice_s = max(0.05, self.rt.settings.lease_s / 2)
         while True:
-            if record.get("status") not in TERMINAL and self.engine.lease_free(urls.call_sid, turn):
-                if self.engine.submit(business, urls.call_sid, turn):
-                    log.warning("took over turn %s/%d: its owner's lease had expired", urls.call_sid, turn)
+            turn = self.engine.adopt_if_orphaned(business, urls.call_sid, n, turn)
             remaining = until - time.time()
-            if progressed(record) or remaining <= 0:
-                return record
-            record = self.rt.state.wait_turn(urls.call_sid, turn, progressed, timeout_s=min(remaining, slice_s)) or record
+            if progressed(turn) or remaining <= 0:
+                return turn
+            turn = self.engine.wait(urls.call_sid, n, progressed, timeout_s=min(remaining, slice_s)) or turn
 
     # --- the answer ----------------------------------------------------------------------------
-    def _items(self, pieces: list[dict[str, Any]], urls: Urls) -> list[twiml.Speak]:
+    def _items(self, pieces: Sequence[Mapping[str, Any]], urls: Urls) -> list[twiml.Speak]:
         items = []
         for piece in pieces:
             if piece.get("skip"):
@@ -210,48 +244,65 @@ class CallFlow:
                          else twiml.Speak(text=piece["text"]))
         return items
 
-    def _mark_answer_started(self, urls: Urls, turn: int, t0: float) -> None:
-        elapsed = (time.time() - t0) * 1000
-        self.engine.update(urls.call_sid, turn, lambda r: {**r, "answer_ms": r.get("answer_ms") or elapsed,
-                                                           "first_audio_ms": r.get("first_audio_ms") or elapsed})
-
-    def _answer(self, business: Business, urls: Urls, turn: int, record: dict[str, Any], *, played: int, t0: float,
-                outcome: str) -> str:
-        self._mark_answer_started(urls, turn, t0)
+    def _answer(self, business: Business, urls: Urls, n: int, turn: Turn, *, played: int, outcome: str,
+                hop: bool = False) -> str:
         # Empty when a ready prefix already played every piece: then only the tail (listen / hang up) is left.
-        items = self._items(record["pieces"][played:], urls)
-        self._finish_turn(business, urls, turn, outcome, fallback=False)
-        return self.finish(business, items, record.get("action") or "continue", urls)
+        items = self._items((turn.pieces or ())[played:], urls)
+        spoken = [p for p in turn.pieces or () if not p.get("skip")]
+        said = [p for p in spoken if p.get("failed")]  # no clip in time: the piece is <Say>'d
+        if spoken and len(said) == len(spoken):
+            outcome = "fallback"
+        heard = turn.text or " ".join(p["text"] for p in spoken)
+        self._finish_turn(business, urls, n, outcome, fallback=bool(said), heard=heard, hop=hop)
+        return self.finish(business, items, turn.action or "continue", urls)
 
-    def _fallback(self, business: Business, urls: Urls, turn: int, record: dict[str, Any], played: int, t0: float) -> str:
-        pieces = record.get("pieces") or []
+    def _fallback(self, business: Business, urls: Urls, n: int, turn: Turn, played: int, *, hop: bool = False) -> str:
+        pieces = turn.pieces or ()
         rest = " ".join(p["text"] for p in pieces[played:]).strip()
-        self._mark_answer_started(urls, turn, t0)
         if rest:
-            self._finish_turn(business, urls, turn, "fallback", fallback=True, said_from=played)
-            return self.finish(business, [twiml.Speak(text=rest)], record.get("action") or "continue", urls)
-        self._finish_turn(business, urls, turn, "apology", fallback=True)
-        return self.finish(business, [twiml.Speak(text=business.prompt("apology"))], "continue", urls)
+            self._finish_turn(business, urls, n, "fallback", fallback=True, heard=turn.text or rest, hop=hop,
+                              said_from=played)
+            return self.finish(business, [twiml.Speak(text=rest)], turn.action or "continue", urls)
+        apology = business.prompt("apology")
+        self._finish_turn(business, urls, n, "apology", fallback=True, heard=apology, hop=hop)
+        return self.finish(business, [twiml.Speak(text=apology)], "continue", urls)
 
-    def control(self, business: Business, urls: Urls, speech: str, t0: float) -> str:
-        """The blocking reference flow: AI, then synthesis with a timeout, then <Play> (or <Say>)."""
+    def _replay_end(self, business: Business, urls: Urls, turn: Turn, played: int) -> str:
+        """A hop of a turn that already ended (Twilio re-posted a lost response): answer it again, log nothing."""
+        if turn.complete and turn.ended not in ("fallback", "apology"):
+            return self.finish(business, self._items((turn.pieces or ())[played:], urls), turn.action or "continue", urls)
+        action = turn.action or "continue" if turn.ended == "fallback" else "continue"
+        return self.finish(business, [twiml.Speak(text=turn.heard)] if turn.heard else [], action, urls)
+
+    def control(self, business: Business, urls: Urls, speech: str, t0: float, call: dict[str, Any]) -> str:
+        """The blocking reference flow: AI, then synthesis with a timeout, then <Play> (or <Say>).
+
+        Synthesis runs on the control arm's own pool; what is not ready by the timeout is cancelled
+        (a queued clip never starts; a running one is bounded by the same deadline).
+        """
         engine = self.engine
-        call = engine.caller_said(urls.call_sid, speech)
         started = time.perf_counter()
-        reply = engine.reply(business, call["history"][:-1], speech, urls.call_sid)
+        reply = engine.reply(business, list(call["history"])[:-1], speech, urls.call_sid)
         ai_ms = (time.perf_counter() - started) * 1000
-        engine.agent_said(urls.call_sid, reply.text)
         planned = reply_pieces(reply, business)
-        futures = [self.rt.pool.submit(engine.make_clip, business, p["text"]) for p in planned]
-        deadline = time.monotonic() + self.rt.settings.control_tts_timeout_s
+        timeout_s = self.rt.settings.control_tts_timeout_s
+        deadline = time.time() + timeout_s
+        pool = self.rt.control_pool
+        futures = [pool.try_submit(partial(engine.make_clip, business, p["text"], deadline=deadline)) for p in planned]
+        until = time.monotonic() + timeout_s
         pieces: list[dict[str, Any]] = []
         for plan, future in zip(planned, futures):
+            if future is None:
+                pieces.append({**plan, "failed": "overloaded"})
+                continue
             try:
-                pieces.append({**future.result(timeout=max(0.0, deadline - time.monotonic())), **plan})
+                pieces.append({**future.result(timeout=max(0.0, until - time.monotonic())), **plan})
             except TimeoutError:
+                future.cancel()
                 pieces.append({**plan, "failed": "timeout"})
         all_played = all(p.get("url") or p.get("skip") for p in pieces)
         items = self._items(pieces, urls) if all_played else [twiml.Speak(text=reply.text)]
+        engine.commit(urls.call_sid, call["turn"], reply.text)  # heard either way: as clips, or <Say>'d
         elapsed = (time.time() - t0) * 1000
         record = {"pieces": pieces, "ai_ms": ai_ms, "tts_ms": sum(p.get("synth_ms", 0.0) for p in pieces),
                   "hops": 0, "filler": None, "first_audio_ms": elapsed, "answer_ms": elapsed, "action": reply.action,
@@ -262,22 +313,29 @@ class CallFlow:
                         turn=call["turn"])
         return self.finish(business, items, reply.action, urls)
 
-    def _finish_turn(self, business: Business, urls: Urls, turn: int, outcome: str, *, fallback: bool,
-                     said_from: int | None = None) -> None:
-        """Write the turn's event exactly once (the first request to finish the turn does)."""
-        flag = {"first": False}
+    def _finish_turn(self, business: Business, urls: Urls, n: int, outcome: str, *, fallback: bool, heard: str,
+                     hop: bool = False, said_from: int | None = None) -> None:
+        """End the turn, commit what the caller heard to the history and write the turn's event -- exactly once
+        (the first request to end the turn does; its job, if still running, is abandoned). ``said_from``: the
+        first piece <Say>'d after the deadline."""
+        now = time.time()
+        try:
+            ended = self.engine.update(urls.call_sid, n, lambda t: T.end(
+                T.answer_started(T.hopped(t) if hop else t, (now - t.started) * 1000), outcome, heard,
+                said_from=said_from))
+        except T.IllegalTransition:
+            return  # another request ended it first
+        if ended is not None:
+            self._turn_ended(business, urls, n, ended, fallback=fallback)
 
-        def mark(r: dict[str, Any]) -> dict[str, Any]:
-            flag["first"] = not r.get("logged")
-            return {**r, "logged": True}
-
-        record = self.engine.update(urls.call_sid, turn, mark)
-        if not flag["first"]:
-            return
-        self.pacing.observe_ai(business.id, record.get("ai_ms"))
+    def _turn_ended(self, business: Business, urls: Urls, n: int, ended: Turn, *, fallback: bool) -> None:
+        """After the one write that ended turn N: commit what was heard, learn its pace, write its event."""
+        self.engine.commit(urls.call_sid, n, ended.heard or "")
+        self.pacing.observe_ai(business.id, ended.ai_ms)
         self._log_event(business, urls, "warmline",
-                        {"outcome": outcome, "fallback": fallback, **_turn_fields(record, outcome, said_from)},
-                        record["started"], turn=turn)
+                        {"outcome": ended.ended, "fallback": fallback,
+                         **_turn_fields(ended.to_dict(), ended.ended or "", ended.said_from)},
+                        ended.started, turn=n)
 
     def _log_event(self, business: Business, urls: Urls, arm: str, fields: dict[str, Any], t0: float,
                    turn: int | None = None) -> None:

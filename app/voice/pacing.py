@@ -8,14 +8,23 @@ business and turns the budget off while the AI is too slow for it to pay.
 
 Process-local and thread-safe. Each process learns from the turns it finishes; a new process starts
 with the configured budget.
+
+Bridges: while an answer is pending, every ``tts-ready`` hop waits at most the silence budget and
+then bridges with a short phrase (:meth:`Pacing.next_bridge`): "Just a moment." first, then a longer
+hold phrase, then an honest "sorry for the wait"; after that the two first alternate, so the same
+phrase never plays twice in a row, until the turn deadline's ``<Say>``.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
+from typing import Any
 
 MIN_SAMPLES = 8
+BRIDGES = ("second_filler", "hold", "sorry_wait")
+"""The prompts that bridge a wait, in order; after the last, the first two alternate."""
 
 
 class Pacing:
@@ -43,3 +52,13 @@ class Pacing:
         if len(samples) < MIN_SAMPLES:
             return budget_s
         return budget_s if samples[(len(samples) - 1) // 4] <= budget_s * 1000 else 0.0
+
+    @staticmethod
+    def next_bridge(business: Any, played: Sequence[str]) -> str:
+        """The bridge to play after the bridges ``played`` so far this turn (never the last one again)."""
+        n = len(played)
+        name = BRIDGES[n] if n < len(BRIDGES) else BRIDGES[(n - len(BRIDGES)) % 2]
+        text = business.prompt(name)
+        if played and text == played[-1]:  # a business may configure two bridges alike
+            text = next((t for t in (business.prompt(b) for b in BRIDGES) if t != played[-1]), text)
+        return text

@@ -1,18 +1,39 @@
-"""Turn jobs: responder -> pieces -> clips, with progress in the shared call state.
+"""The turn engine: runs turns (responder -> pieces -> clips) with their records in the shared call state.
 
-A turn is started by the ``process`` webhook and runs on the per-process pool while the caller
-hears a filler. Its progress lives in the shared state (never in a worker's memory), so any
-worker or host can answer the ``tts-ready`` redirect. A lease marks who is running a turn; when
-its owner dies the lease expires and the next ``tts-ready`` request takes the turn over,
-continuing from the text and clips already recorded.
+A turn is started by the ``process`` webhook; its record (:class:`app.voice.turn.Turn`, whose module
+owns every transition) lives in the shared state, never in a worker's memory, so any worker or host
+can answer the ``tts-ready`` redirect.
 
-Thread-safe; one engine per process. No Flask here.
+**Who runs a turn.** A turn is ``queued`` on the pool of the process that created it (``host``,
+with ``queued_at``), then ``running`` under that process (``owner``) with a new generation
+``gen``. Each process keeps one heartbeat in the state store (a lease ``proc:<owner>`` renewed by a
+daemon thread every ``lease_s / 4``; :class:`Liveness`; on the same host the kernel is asked
+instead: the pid is running). A turn is adopted by another process only when the process holding
+it -- its queue or its runner -- is gone: a job waiting in
+a busy but live pool is never duplicated, however long it waits, and a dead one is picked up within
+``lease_s``. Adoption bumps ``gen``, so if the old holder was only slow, not dead, its next write is
+refused (fencing) and it stops; it cannot write a reply into the turn another copy produces.
+
+**Fencing and cancellation.** Every write a job makes carries its ``gen`` and requires
+``status == running`` (``fence`` of :meth:`app.state.CallState.update_turn`); a turn that ended --
+answered, fell back to ``<Say>``, or the call ended and its state was deleted -- refuses it, so the
+job stops at its next write and no late reply or clip lands. The job writes nothing into the
+call's history: the agent's line is committed by the webhook that made the caller *hear* it
+(:meth:`TurnEngine.commit`).
+
+**Fast path.** With an instant responder (``responder.instant``: the embedded FAQ responder), the
+``process`` request runs the turn itself (:meth:`TurnEngine.run_inline`): reply, index lookups,
+and when every piece is a hit the whole turn is one write -- no pool hop, no wait.
+
+Thread-safe; one engine per process. No Flask here. Times: ``clock()`` is epoch seconds
+(``time.time`` by default; tests pass a fake).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -20,40 +41,108 @@ from collections.abc import Callable
 from typing import Any
 
 from app.business import Business
-from app.errors import InvalidText, StateError, WarmlineError
-from app.ids import turn_lease_name as lease_name
+from app.errors import FencedOut, InvalidText, StateError, WarmlineError
 from app.responders.base import Reply
 from app.speech.fallback import chain_for
 from app.speech.pieces import split_pieces
+from app.voice import turn as T
 from app.voice.arms import arm_for
+from app.voice.turn import Turn
 
 log = logging.getLogger("warmline.turnjob")
 
-PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 DEADLINE_MARGIN_S = 0.3
 """Clips must be ready this long before the turn deadline, so the hop waiting for them can still play them."""
-TERMINAL = (DONE, FAILED)
+MIN_USEFUL_S = 1.0
+"""A job that would start with less than this left before the turn deadline does not start (nobody would hear it)."""
 
 
-def ready_prefix(record: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The leading pieces that can be spoken now (a clip URL, or a failed piece to <Say>)."""
-    if not record or not record.get("pieces"):
-        return []
-    ready = []
-    for piece in record["pieces"]:
-        if piece.get("url") or piece.get("failed"):
-            ready.append(piece)
-        else:
-            break
-    return ready
+def process_lease(owner: str) -> str:
+    """The name of a process's heartbeat lease (not a call's: it outlives every call)."""
+    return f"proc:{owner}"
 
 
-def is_complete(record: dict[str, Any] | None) -> bool:
-    """True when the turn is over and every piece can be spoken."""
-    if not record or record.get("status") not in TERMINAL:
+class Liveness:
+    """This process's heartbeat in the shared state, and the check of another process's.
+
+    ``ensure()`` writes the heartbeat at once and starts a daemon thread renewing it every
+    ``lease_s / 4`` (in this process; again after a fork). ``alive(owner)`` is True for this
+    process, else when ``owner``'s heartbeat is there. Thread-safe.
+    """
+
+    def __init__(self, state: Any, owner: Callable[[], str], lease_s: float) -> None:
+        self.state = state
+        self._owner = owner
+        self.lease_s = lease_s
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def ensure(self) -> None:
+        if self._pid == os.getpid() and not self._stop.is_set():
+            return
+        with self._lock:
+            if self._pid == os.getpid() and not self._stop.is_set():
+                return
+            self._stop = threading.Event()
+            owner = self._owner()
+            self.state.acquire_lease(process_lease(owner), owner, self.lease_s)
+            self._pid = os.getpid()
+            threading.Thread(target=self._beat, args=(owner, self._stop), name="heartbeat", daemon=True).start()
+
+    def _beat(self, owner: str, stop: threading.Event) -> None:
+        name = process_lease(owner)
+        while not stop.wait(self.lease_s / 4):
+            try:
+                if not self.state.renew_lease(name, owner, self.lease_s):
+                    log.warning("this process's heartbeat had expired (starved?); its turns may have been adopted")
+                    self.state.acquire_lease(name, owner, self.lease_s)
+            except StateError as exc:
+                log.warning("could not renew this process's heartbeat: %s", exc)
+
+    def alive(self, owner: str | None) -> bool:
+        """Is process ``owner`` (``host:pid:nonce``) alive? Exact on this host, by its heartbeat elsewhere.
+
+        On this host the kernel knows: the pid exists and is not a zombie (a SIGKILLed worker its
+        master has not reaped yet). A heartbeat late because its thread was starved on a loaded
+        machine must not make a live local process look dead.
+        """
+        if not owner:
+            return False
+        mine = self._owner()
+        if owner == mine:
+            return True
+        host, pid, _nonce = (owner.rsplit(":", 2) + ["", ""])[:3]
+        if host == mine.rsplit(":", 2)[0] and pid.isdigit():
+            return _pid_alive(int(pid))
+        return self.state.lease_owner(process_lease(owner)) == owner
+
+    def close(self) -> None:
+        """Stop the heartbeat and drop it (this process runs nothing any more: its turns may be adopted at once)."""
+        running = self._pid == os.getpid() and not self._stop.is_set()
+        self._stop.set()
+        self._pid = 0
+        if running:
+            owner = self._owner()
+            try:
+                self.state.release_lease(process_lease(owner), owner)
+            except StateError as exc:
+                log.warning("could not drop this process's heartbeat: %s", exc)
+
+
+def _pid_alive(pid: int) -> bool:
+    """True when process ``pid`` of this host is running (not gone, not a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
-    pieces = record.get("pieces") or []
-    return record.get("status") == DONE and len(ready_prefix(record)) == len(pieces)
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc: the pid exists, take it as alive
 
 
 def reply_pieces(reply: Reply, business: Business) -> list[dict[str, Any]]:
@@ -68,34 +157,45 @@ def reply_pieces(reply: Reply, business: Business) -> list[dict[str, Any]]:
 
 
 class TurnEngine:
-    """Starts, runs and takes over turns. ``runtime`` supplies state, synthesizer, responder, pool."""
+    """Starts, runs, adopts and ends turns. ``runtime`` supplies state, synthesizer, responder, pool, settings.
 
-    def __init__(self, runtime: Any) -> None:
+    ``clock``: epoch seconds. ``liveness``: who is alive (default: heartbeats in the state store).
+    """
+
+    def __init__(self, runtime: Any, *, clock: Callable[[], float] = time.time, liveness: Any = None) -> None:
         self.rt = runtime
+        self.clock = clock
+        self._owner: tuple[int, str] | None = None
+        self.liveness = liveness or Liveness(runtime.state, lambda: self.owner, runtime.settings.lease_s)
 
     @property
     def owner(self) -> str:
-        return f"{socket.gethostname()}:{os.getpid()}"
+        """This process: host (``WARMLINE_HOST_ID``, else the host name; unique per host), pid and a random nonce."""
+        pid = os.getpid()
+        if self._owner is None or self._owner[0] != pid:
+            host = (getattr(self.rt.settings, "host_id", "") or socket.gethostname()).replace(":", "-")
+            self._owner = (pid, f"{host}:{pid}:{secrets.token_hex(3)}")
+        return self._owner[1]
+
+    @property
+    def ttl(self) -> float:
+        return self.rt.settings.call_ttl_s
+
+    def close(self) -> None:
+        self.liveness.close()
 
     # --- calls -------------------------------------------------------------------------------
+    def _new_call(self, business: Business, call_sid: str) -> dict[str, Any]:
+        return {
+            "business": business.id,
+            "arm": arm_for(call_sid, use_proactive_filler=business.use_proactive_filler,
+                           rollout_percent=business.rollout_percent),
+            "created": time.time(), "history": [], "turn": 0, "last_filler": -1, "extra": {}, "open": None,
+        }
+
     def ensure_call(self, business: Business, call_sid: str) -> dict[str, Any]:
         """The call's record, created (with its rollout arm) on first sight."""
-
-        def create(call: dict[str, Any] | None) -> dict[str, Any]:
-            if call:
-                return call
-            return {
-                "business": business.id,
-                "arm": arm_for(call_sid, use_proactive_filler=business.use_proactive_filler,
-                               rollout_percent=business.rollout_percent),
-                "created": time.time(),
-                "history": [],
-                "turn": 0,
-                "last_filler": -1,
-                "extra": {},
-            }
-
-        return self.rt.state.update_call(call_sid, create, self.rt.settings.call_ttl_s)
+        return self.rt.state.update_call(call_sid, lambda call: call or self._new_call(business, call_sid), self.ttl)
 
     def next_filler(self, business: Business, call_sid: str) -> str:
         """The next filler variant for this call: rotates, never the same one twice in a row."""
@@ -105,133 +205,254 @@ class TurnEngine:
             call["last_filler"] = (call.get("last_filler", -1) + 1) % len(business.fillers)
             return call
 
-        call = self.rt.state.update_call(call_sid, rotate, self.rt.settings.call_ttl_s)
+        call = self.rt.state.update_call(call_sid, rotate, self.ttl)
         return business.fillers[call["last_filler"]]
 
-    # --- turns -------------------------------------------------------------------------------
-    def caller_said(self, call_sid: str, utterance: str) -> dict[str, Any]:
-        """Count a new turn and append the caller's words to the history; returns the call record."""
+    def caller_said(self, business: Business, call_sid: str, utterance: str) -> dict[str, Any]:
+        """One write: the call (created on first sight), turn N+1 counted and open, the caller's words appended.
+
+        Returns the call record; ``record["previous_open"]`` is the turn left open before (None
+        normally): the caller spoke again before it ended, so the caller must end it.
+        """
 
         def add(call: dict[str, Any] | None) -> dict[str, Any]:
-            call = dict(call or {})
+            call = dict(call or self._new_call(business, call_sid))
+            call["previous_open"] = call.get("open")
             call["turn"] = call.get("turn", 0) + 1
+            call["open"] = call["turn"]
             call["history"] = list(call.get("history", [])) + [{"role": "caller", "text": utterance}]
             return call
 
-        return self.rt.state.update_call(call_sid, add, self.rt.settings.call_ttl_s)
+        return self.rt.state.update_call(call_sid, add, self.ttl)
 
-    def agent_said(self, call_sid: str, text: str) -> None:
-        """Append the agent's reply to the history (never re-creating a call that has ended)."""
-        self.rt.state.update_call(call_sid, lambda c: {**c, "history": list(c.get("history", []))
-                                                       + [{"role": "agent", "text": text}]},
-                                  self.rt.settings.call_ttl_s, create=False)
+    def commit(self, call_sid: str, turn: int, heard: str) -> None:
+        """Append what the caller heard as the agent's line and close turn N (never re-creating an ended call)."""
 
-    def begin(self, business: Business, call_sid: str, utterance: str, *, t0: float) -> int:
-        """Record the caller's words, create turn N and start its job; returns N."""
-        turn = self.caller_said(call_sid, utterance)["turn"]
-        record = {
-            "status": PENDING, "utterance": utterance, "started": t0, "text": None, "action": None,
-            "pieces": None, "ai_ms": None, "tts_ms": 0.0, "hops": 0, "filler": None,
-            "first_audio_ms": None, "answer_ms": None, "logged": False, "owner": None,
-        }
-        self.rt.state.put_turn(call_sid, turn, record, self.rt.settings.call_ttl_s)
-        self.submit(business, call_sid, turn)
+        def add(call: dict[str, Any]) -> dict[str, Any]:
+            call = dict(call)
+            call["history"] = list(call.get("history", [])) + [{"role": "agent", "text": heard}]
+            if call.get("open") == turn:
+                call["open"] = None
+            return call
+
+        self.rt.state.update_call(call_sid, add, self.ttl, create=False)
+
+    # --- reading and webhook writes ----------------------------------------------------------
+    def get(self, call_sid: str, turn: int) -> Turn | None:
+        record = self.rt.state.get_turn(call_sid, turn)
+        return None if record is None else Turn.from_dict(record)
+
+    def wait(self, call_sid: str, turn: int, until: Callable[[Turn], bool], timeout_s: float) -> Turn | None:
+        """Wait (notified, bounded) until ``until(turn)`` or ``timeout_s``; the last turn read."""
+        record = self.rt.state.wait_turn(call_sid, turn, lambda r: r is not None and until(Turn.from_dict(r)),
+                                         timeout_s=timeout_s)
+        return None if record is None else Turn.from_dict(record)
+
+    def update(self, call_sid: str, turn: int, fn: Callable[[Turn], Turn]) -> Turn | None:
+        """A webhook's write (unfenced): ``fn`` is a transition of :mod:`app.voice.turn`; None if the turn is gone."""
+        record = self.rt.state.update_turn(call_sid, turn, lambda r: fn(Turn.from_dict(r)).to_dict(), self.ttl,
+                                           create=False)
+        return None if record is None else Turn.from_dict(record)
+
+    def end(self, call_sid: str, turn: int, outcome: str, heard: str, answer_ms: float) -> Turn | None:
+        """End turn N (its job, if any, is abandoned); None when another request ended it first or it is gone."""
+        try:
+            return self.update(call_sid, turn, lambda t: T.end(T.answer_started(t, answer_ms), outcome, heard))
+        except T.IllegalTransition:
+            return None
+
+    # --- starting turns ----------------------------------------------------------------------
+    def begin(self, business: Business, call_sid: str, utterance: str, *, t0: float,
+              call: dict[str, Any]) -> Turn:
+        """Create turn N (queued here) and hand it to the pool; a full pool fails it at once (admission control)."""
+        n = call["turn"]
+        self.liveness.ensure()
+        turn = T.new(utterance, started=t0, host=self.owner, now=self.clock(), history_len=len(call["history"]) - 1)
+        self.rt.state.put_turn(call_sid, n, turn.to_dict(), self.ttl)
+        if self.rt.pool.try_submit(self.run_job, business, call_sid, n, turn.gen) is None:
+            log.warning("turn pool full: turn %s/%d refused (host overloaded)", call_sid, n)
+            turn = self.update(call_sid, n, lambda t: T.fail(t, "overloaded: the turn pool is full")) or turn
         return turn
 
-    def submit(self, business: Business, call_sid: str, turn: int) -> bool:
-        """Run the turn on this process's pool if nobody holds its lease; True if we took it."""
-        name = lease_name(call_sid, turn)
-        if not self.rt.state.acquire_lease(name, self.owner, self.rt.settings.lease_s):
-            return False
-        self.rt.pool.submit(self._run_leased, business, call_sid, turn)
-        return True
+    def run_inline(self, business: Business, call_sid: str, utterance: str, *, t0: float,
+                   call: dict[str, Any], end_as: Callable[[Turn], Turn] | None = None) -> Turn:
+        """Run turn N in this (request) thread: reply, index lookups, one write.
 
-    def _run_leased(self, business: Business, call_sid: str, turn: int) -> None:
-        name = lease_name(call_sid, turn)
-        done = threading.Event()
-        lease_s = self.rt.settings.lease_s
+        When every piece is an index hit the turn is written ``done`` -- already ended by ``end_as``
+        when given (the caller answers with it now) -- and nothing else runs; otherwise it is
+        written ``running`` under this process and a job makes the missing clips.
+        """
+        n = call["turn"]
+        self.liveness.ensure()
+        history = list(call["history"])[:-1]
+        turn = T.start(T.new(utterance, started=t0, host=self.owner, now=self.clock(), history_len=len(history)),
+                       self.owner)
+        started = time.perf_counter()
+        reply = self.reply(business, history, utterance, call_sid)
+        turn = T.replied(turn, reply.text, reply.action, self.pieces_of(business, reply),
+                         (time.perf_counter() - started) * 1000, reply.failure)
+        if len(turn.ready_prefix()) == len(turn.pieces or ()):
+            turn = T.complete(turn)
+            if end_as is not None:
+                turn = end_as(turn)
+            self.rt.state.put_turn(call_sid, n, turn.to_dict(), self.ttl)
+            return turn
+        self.rt.state.put_turn(call_sid, n, turn.to_dict(), self.ttl)
+        if self.rt.pool.try_submit(self.continue_job, business, call_sid, n, turn.gen) is None:
+            log.warning("turn pool full: clips of turn %s/%d refused (host overloaded)", call_sid, n)
+            turn = self._write(call_sid, n, turn.gen, lambda t: T.fail(t, "overloaded: the turn pool is full"))
+        return turn
 
-        def heartbeat() -> None:
-            # Keep the lease while this process lives (a slow AI call must not look like a dead owner).
-            while not done.wait(lease_s / 3):
-                try:
-                    if not self.rt.state.renew_lease(name, self.owner, lease_s):
-                        log.warning("lost the lease of turn %s/%d", call_sid, turn)
-                        return
-                except StateError as exc:
-                    log.warning("could not renew the lease of turn %s/%d: %s", call_sid, turn, exc)
+    def instant(self) -> bool:
+        """True when the responder answers without waiting on the network (the request thread may run the turn)."""
+        return bool(getattr(self.rt.responder, "instant", False))
 
-        beat = threading.Thread(target=heartbeat, name=f"lease-{call_sid[-6:]}-{turn}", daemon=True)
-        beat.start()
+    # --- adoption ----------------------------------------------------------------------------
+    def adopt_if_orphaned(self, business: Business, call_sid: str, n: int, turn: Turn) -> Turn:
+        """Adopt turn N when the process holding it (queue or runner) has no heartbeat; else return it as is."""
+        if turn.job_over or turn.ended:
+            return turn
+        holder = turn.owner if turn.status == T.RUNNING else turn.host
+        if self.liveness.alive(holder):
+            return turn
+        self.liveness.ensure()
         try:
-            self.run(business, call_sid, turn)
-        except Exception as exc:  # the pool thread's boundary: record the failure for the waiting webhook
-            log.exception("turn %s/%d failed", call_sid, turn)
-            error = f"{type(exc).__name__}: {exc}"
-            try:
-                self._update(call_sid, turn, lambda r: {**r, "status": FAILED, "error": error})
-            except StateError:
-                log.error("could not record the failure of turn %s/%d", call_sid, turn)
-        finally:
-            done.set()
-            beat.join()
-            try:
-                self.rt.state.release_lease(name, self.owner)
-            except StateError:
-                pass
+            record = self.rt.state.update_turn(
+                call_sid, n, lambda r: T.adopt(Turn.from_dict(r), self.owner, self.clock()).to_dict(), self.ttl,
+                fence={"gen": turn.gen, "status": turn.status})
+        except FencedOut:  # someone else adopted it (or it moved on) first
+            return self.get(call_sid, n) or turn
+        if record is None:
+            return turn
+        adopted = Turn.from_dict(record)
+        log.warning("took over turn %s/%d from %s (no heartbeat): generation %d", call_sid, n, holder, adopted.gen)
+        if self.rt.pool.try_submit(self.run_job, business, call_sid, n, adopted.gen) is None:
+            adopted = self.update(call_sid, n, lambda t: T.fail(t, "overloaded: the turn pool is full")) or adopted
+        return adopted
 
-    def run(self, business: Business, call_sid: str, turn: int) -> None:
-        """Produce turn N: the reply (unless already recorded), then a clip for every piece still missing."""
-        record = self.rt.state.get_turn(call_sid, turn)
+    # --- the job -----------------------------------------------------------------------------
+    def run_job(self, business: Business, call_sid: str, n: int, queued_gen: int) -> None:
+        """Pool entry: start turn N if it is still queued here under ``queued_gen``, then produce it."""
+        try:
+            record = self.rt.state.update_turn(call_sid, n, lambda r: T.start(Turn.from_dict(r), self.owner).to_dict(),
+                                               self.ttl, fence={"status": T.QUEUED, "gen": queued_gen,
+                                                                "host": self.owner})
+        except FencedOut:
+            log.info("turn %s/%d moved on while queued (ended or adopted); not run", call_sid, n)
+            return
+        except StateError as exc:
+            log.warning("turn %s/%d not started: %s", call_sid, n, exc)
+            return
         if record is None:
             return
-        if record.get("text") is None:
-            self._update(call_sid, turn, lambda r: {**r, "status": RUNNING, "owner": self.owner})
-            call = self.rt.state.get_call(call_sid) or {}
-            history = list(call.get("history", []))[:-1]
+        turn = Turn.from_dict(record)
+        deadline_s = self.rt.settings.turn_deadline_s
+        if self.clock() > turn.started + deadline_s - min(MIN_USEFUL_S, deadline_s / 4):
+            self._guarded(call_sid, n, turn.gen, lambda: self._write(
+                call_sid, n, turn.gen, lambda t: T.fail(t, "waited in the queue past the turn deadline")))
+            return
+        self._guarded(call_sid, n, turn.gen, lambda: self.produce(business, call_sid, n, turn))
+
+    def continue_job(self, business: Business, call_sid: str, n: int, gen: int) -> None:
+        """Pool entry for a turn this process already runs (the inline path): make its missing clips."""
+        turn = self.get(call_sid, n)
+        if turn is None or turn.gen != gen or turn.status != T.RUNNING:
+            return
+        self._guarded(call_sid, n, gen, lambda: self.produce(business, call_sid, n, turn))
+
+    def _guarded(self, call_sid: str, n: int, gen: int, work: Callable[[], Any]) -> None:
+        try:
+            work()
+        except FencedOut as exc:
+            log.info("turn %s/%d: job of generation %d stopped: %s", call_sid, n, gen, exc)
+        except Exception as exc:  # the pool thread's boundary: record the failure for the waiting webhook
+            log.exception("turn %s/%d failed", call_sid, n)
+            error = f"{type(exc).__name__}: {exc}"
+            try:
+                self._write(call_sid, n, gen, lambda t: T.fail(t, error))
+            except (FencedOut, StateError):
+                log.error("could not record the failure of turn %s/%d", call_sid, n)
+
+    def produce(self, business: Business, call_sid: str, n: int, turn: Turn) -> None:
+        """Produce a running turn: the reply (unless recorded), then a clip for every piece still missing."""
+        gen = turn.gen
+        if turn.text is None:
+            call = self.rt.state.get_call(call_sid)
+            if call is None:
+                raise FencedOut("the call ended")
+            history = list(call.get("history", []))[:turn.history_len]
             started = time.perf_counter()
-            reply = self.reply(business, history, record["utterance"], call_sid)
+            reply = self.reply(business, history, turn.utterance, call_sid)
             ai_ms = (time.perf_counter() - started) * 1000
-            pieces = reply_pieces(reply, business)
-            record = self._update(call_sid, turn, lambda r: {**r, "text": reply.text, "action": reply.action,
-                                                              "pieces": pieces, "ai_ms": round(ai_ms, 1),
-                                                              "failure": reply.failure})
-            if record is None:
-                log.warning("turn %s/%d vanished from the call state (expired or a state restart); dropped",
-                            call_sid, turn)
-                return
-            self.agent_said(call_sid, reply.text)
-        deadline = float(record.get("started") or time.time()) + self.rt.settings.turn_deadline_s - DEADLINE_MARGIN_S
-        for i, piece in enumerate(record.get("pieces") or []):
+            pieces = self.pieces_of(business, reply)
+            turn = self._write(call_sid, n, gen, lambda t: self._replied_maybe_done(t, reply, pieces, ai_ms))
+        deadline = turn.started + self.rt.settings.turn_deadline_s - DEADLINE_MARGIN_S
+        for i, piece in enumerate(turn.pieces or ()):
             if piece.get("url") or piece.get("failed"):
                 continue
-            self._update(call_sid, turn, self._set_piece(i, self.make_clip(business, piece["text"], deadline=deadline)))
-        self._update(call_sid, turn, lambda r: {**r, "status": DONE})
+            made = self.make_clip(business, piece["text"], deadline=deadline)
+            turn = self._write(call_sid, n, gen, lambda t, i=i, made=made: self._piece_maybe_done(t, i, made))
+        if turn.status == T.RUNNING:
+            self._write(call_sid, n, gen, T.complete)
 
+    @staticmethod
+    def _replied_maybe_done(t: Turn, reply: Reply, pieces: list[dict[str, Any]], ai_ms: float) -> Turn:
+        t = T.replied(t, reply.text, reply.action, pieces, ai_ms, reply.failure)
+        return T.complete(t) if len(t.ready_prefix()) == len(t.pieces or ()) else t
+
+    @staticmethod
+    def _piece_maybe_done(t: Turn, i: int, piece: dict[str, Any]) -> Turn:
+        t = T.piece_ready(t, i, piece)
+        return T.complete(t) if len(t.ready_prefix()) == len(t.pieces or ()) else t
+
+    def _write(self, call_sid: str, n: int, gen: int, fn: Callable[[Turn], Turn]) -> Turn:
+        """A job's write under generation ``gen``: FencedOut unless the turn is still running under it."""
+        record = self.rt.state.update_turn(call_sid, n, lambda r: fn(Turn.from_dict(r)).to_dict(), self.ttl,
+                                           fence={"gen": gen, "status": T.RUNNING})
+        if record is None:
+            raise FencedOut("the turn is gone (the call ended, or its state expired)")
+        return Turn.from_dict(record)
+
+    # --- the pieces --------------------------------------------------------------------------
     def reply(self, business: Business, history: list[dict[str, Any]], utterance: str, call_sid: str) -> Reply:
         from app.responders.openai import safe_reply
 
         return safe_reply(self.rt.responder, business, history, utterance)
 
-    def make_clip(self, business: Business, text: str, *, deadline: float | None = None) -> dict[str, Any]:
+    def pieces_of(self, business: Business, reply: Reply) -> list[dict[str, Any]]:
+        """The reply's pieces (:func:`reply_pieces`), each already filled when its clip is in the index (no network)."""
+        return [{**(self.make_clip(business, plan["text"], lookup_only=True) or {}), **plan}
+                for plan in reply_pieces(reply, business)]
+
+    def make_clip(self, business: Business, text: str, *, deadline: float | None = None,
+                  lookup_only: bool = False) -> dict[str, Any] | None:
         """A piece's clip as a state entry; a failure becomes a piece to <Say> instead.
 
-        ``deadline`` (epoch seconds) bounds retries and fallback voices; the default is the control
-        arm's synthesis timeout from now (every caller is a live call). The business's fallback
-        voices (``app.speech.fallback.chain_for``) speak when its own voice cannot in time.
+        ``deadline`` (epoch seconds) bounds retries, fallback voices, locks and the provider; the
+        default is the control arm's synthesis timeout from now (every caller is a live call). The
+        business's fallback voices (``app.speech.fallback.chain_for``) speak when its own voice
+        cannot in time. ``lookup_only``: the indexed clip or None, never synthesizing.
         """
-        if deadline is None:
-            deadline = time.time() + self.rt.settings.control_tts_timeout_s
-        try:
-            clip = self.rt.synthesizer.clip(text, business.voice, deadline=deadline, fallbacks=chain_for(business))
-        except InvalidText as exc:
-            return {"text": text, "failed": f"InvalidText: {exc}", "skip": True}
-        except WarmlineError as exc:
-            log.warning("synthesis failed, piece will be <Say>'d: %s: %s", type(exc).__name__, exc)
-            from app import metrics
+        if lookup_only:
+            try:
+                clip = self.rt.synthesizer.lookup(text, business.voice)
+            except InvalidText as exc:
+                return {"text": text, "failed": f"InvalidText: {exc}", "skip": True}
+            if clip is None:
+                return None
+        else:
+            if deadline is None:
+                deadline = time.time() + self.rt.settings.control_tts_timeout_s
+            try:
+                clip = self.rt.synthesizer.clip(text, business.voice, deadline=deadline, fallbacks=chain_for(business))
+            except InvalidText as exc:
+                return {"text": text, "failed": f"InvalidText: {exc}", "skip": True}
+            except WarmlineError as exc:
+                log.warning("synthesis failed, piece will be <Say>'d: %s: %s", type(exc).__name__, exc)
+                from app import metrics
 
-            metrics.record_synthesis_error(business.voice.provider, exc)
-            return {"text": text, "failed": f"{type(exc).__name__}: {exc}"}
+                metrics.record_synthesis_error(business.voice.provider, exc)
+                return {"text": text, "failed": f"{type(exc).__name__}: {exc}"}
         piece = {
             "text": text, "url": clip.url, "key": clip.key, "hit": clip.hit, "source": clip.source,
             "duration_s": round(clip.duration_s, 3), "synth_ms": round(clip.synth_ms, 1), "chars": clip.chars,
@@ -247,28 +468,5 @@ class TurnEngine:
             piece["spooled"] = True  # served from this host's edge until the store takes it
         return piece
 
-    @staticmethod
-    def _set_piece(i: int, piece: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        def apply(record: dict[str, Any]) -> dict[str, Any]:
-            pieces = list(record.get("pieces") or [])
-            pieces[i] = {**piece, "slot": True} if pieces[i].get("slot") else piece
-            return {**record, "pieces": pieces, "tts_ms": (record.get("tts_ms") or 0.0) + piece.get("synth_ms", 0.0)}
 
-        return apply
-
-    def _update(self, call_sid: str, turn: int,
-                fn: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
-        """Apply ``fn`` to turn N's record; None (nothing written) when the record is gone.
-
-        Never re-creates a lost record (the state expired, or Redis restarted empty): a partial
-        record without ``started`` would break the hops; a missing one makes them re-prompt.
-        """
-        return self.rt.state.update_turn(call_sid, turn, lambda r: fn(dict(r or {})), self.rt.settings.call_ttl_s,
-                                         create=False)
-
-    def update(self, call_sid: str, turn: int,
-               fn: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
-        return self._update(call_sid, turn, fn)
-
-    def lease_free(self, call_sid: str, turn: int) -> bool:
-        return self.rt.state.lease_owner(lease_name(call_sid, turn)) is None
+__all__ = ["DEADLINE_MARGIN_S", "Liveness", "TurnEngine", "process_lease", "reply_pieces"]
