@@ -165,10 +165,10 @@ class CallFlow:
             self._log_event(business, urls, call.get("arm", "warmline"), {"outcome": "reprompt", "action": "continue"}, t0)
             reprompt = self.fixed(business, business.prompt("reprompt"), urls)
             return twiml.speak_then_listen([reprompt], self.listen(business, urls), self.say_voice(business))
-        if self.engine.instant():
-            def answered_now(t: Turn) -> Turn:
-                return T.end(T.answer_started(t, (time.time() - t0) * 1000), "instant", t.text or "")
+        def answered_now(t: Turn) -> Turn:
+            return T.end(T.answer_started(t, (time.time() - t0) * 1000), "instant", t.text or "")
 
+        if self.engine.instant():
             done = self.engine.answer_now(business, urls.call_sid, speech, t0=t0, end_as=answered_now)
             if done is not None:  # fully cached: answered, and the history written, in one state write
                 n, turn = done
@@ -182,9 +182,6 @@ class CallFlow:
             self._interrupted(urls.call_sid, int(call["previous_open"]))
         settled = self._settle(business, urls.call_sid, n, speech, call)
         if self.engine.instant():
-            def answered_now(t: Turn) -> Turn:
-                return T.end(T.answer_started(t, (time.time() - t0) * 1000), "instant", t.text or "")
-
             turn = self.engine.run_inline(business, urls.call_sid, speech, t0=t0, call=call, end_as=answered_now)
             if turn.ended == "instant":  # fully cached: answered, ended and written in one go
                 self._turn_ended(business, urls, n, turn, fallback=False)
