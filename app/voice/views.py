@@ -93,7 +93,7 @@ def tts_ready(business_id: str, call_sid: str) -> Response:
         abort(400)
     if not (1 <= turn <= 10_000 and 0 <= played <= 1000):
         abort(400)
-    return xml(_flow().ready(business, _urls(business, call_sid), turn, played))
+    return xml(_flow().ready(business, _urls(business, call_sid), turn, played, arrived=g.t0))
 
 
 @bp.post("/partial/<business_id>/<call_sid>")
