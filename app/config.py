@@ -57,7 +57,7 @@ class Settings:
     # Call flow (seconds unless named _ms).
     instant_budget_ms: int = 300
     hop_s: float = 2.5
-    silence_budget_s: float = 0.5  # how long any tts-ready hop waits in silence before it bridges (see app/voice/pacing.py)
+    silence_budget_s: float = 0.4  # a tts-ready hop waits this long in silence, then bridges (+ network: ~0.6 s heard)
     turn_deadline_s: float = 8.0
     control_tts_timeout_s: float = 4.0
     turn_workers: int = 48  # turn-job threads per process (I/O-bound: they wait on the AI and TTS; see app/runtime.py)

@@ -278,6 +278,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet in tests
         pass
 
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except (ConnectionResetError, BrokenPipeError):  # a client that abandoned its stream (a cancelled turn)
+            self.close_connection = True
+
     def _send(self, status: int, payload: bytes, content_type: str = "application/json") -> None:
         self.emulator._count(status)
         self.send_response(status)

@@ -47,7 +47,7 @@ def answer_urls(rig, fault: str) -> list[str]:
     assert listens(turn.final), turn.final  # the call goes on: it listens for the next question
     assert turn.says() == [], turn.final
     # Bridges may play between the answer's sentences while one is still being made: not part of the answer.
-    bridges = {name for b in BRIDGES for name in names_of(DEMO.prompt(b))}
+    bridges = {name for text in (*DEMO.short_fillers, *(DEMO.prompt(b) for b in BRIDGES)) for name in names_of(text)}
     return [url.split("/cdn/", 1)[1] for url in turn.plays() if "/cdn/" in url and url.split("/cdn/", 1)[1] not in bridges]
 
 
@@ -79,6 +79,6 @@ def test_a_20000_character_reply_is_trimmed_at_a_sentence_boundary(rig):
             if verb == "Play" and "/cdn/" in value and value.split("/cdn/", 1)[1] in by_name:
                 heard.append(by_name[value.split("/cdn/", 1)[1]])
                 assert fetch_clip(value) > 1.0
-            elif verb == "Say" and i == len(turn.docs) - 1:
-                heard.append(value)
+            elif verb == "Say" and (i == len(turn.docs) - 1 or value in pieces):
+                heard.append(value)  # a piece <Say>'d in a hop (its clip failed in time) is heard there
     assert " ".join(heard) == trimmed

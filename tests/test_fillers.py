@@ -37,6 +37,7 @@ def test_no_bridge_when_the_answer_is_expected_within_the_shortest_phrase():
 
 def test_the_predictor_learns_per_business_and_counts_what_already_elapsed():
     p = WaitPredictor(window=5, quantile=0.5)
+    assert WaitPredictor().quantile == 0.25
     assert p.expected_s("a") == DEFAULT_WAIT_S
     for s in (0.4, 0.9, 0.5, None, -1, 2.0):
         p.observe("a", s)

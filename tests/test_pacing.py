@@ -37,15 +37,17 @@ def test_unknown_ai_latency_is_not_a_sample():
 
 
 def test_every_hop_waits_at_most_the_silence_budget_and_bridges_never_repeat(make_app):
-    """While the answer is pending each hop returns within the silence budget with a bridge: "Just a moment.",
-    then the hold phrase, then an honest "sorry for the wait", alternating after that; then the answer."""
+    """While the answer is pending each hop returns within the silence budget with a bridge, never the same one
+    twice in a row: phrases chosen from the predicted wait (issue 11: a bridge must not outlast the wait), and once the caller has waited
+    ``SORRY_AFTER_S`` an honest "sorry for the wait", once; then the answer."""
     responder = ScriptedResponder({}, default=Reply("Thought about it."), delay_s=1.5)
     app, _ = build(make_app, responder=responder, hop_s=2.5, silence_budget_s=0.3)
     demo = warm(app)  # the bridges are precomputed clips, as in production
-    text_of = {BASE + publish(app, t)[0]: t for t in demo.prompts.values()}
+    text_of = {BASE + publish(app, t)[0]: t for t in (*demo.prompts.values(), *demo.short_fillers)}
     client = app.test_client()
     call_sid = new_call_sid()
     url = verbs(process(client, call_sid, "question").data)[1][2]
+    allowed = {*demo.short_fillers, *(demo.prompt(n) for n in ("second_filler", "hold", "sorry_wait"))}
     bridges, waits = [], []
     for _ in range(20):
         started = time.monotonic()
@@ -56,10 +58,8 @@ def test_every_hop_waits_at_most_the_silence_budget_and_bridges_never_repeat(mak
         assert [x[0] for x in hop] == ["Play", "Redirect"] and hop[1][2] == url
         bridges.append(text_of[hop[0][2]])
     assert [x[0] for x in hop][-5::2] == ["Gather", "Gather", "Hangup"] and hop[0][0] == "Play"
-    expected = [demo.prompt(n) for n in ("second_filler", "hold", "sorry_wait")]
-    expected += [demo.prompt(n) for n in ("second_filler", "hold")] * 10
-    assert len(bridges) >= 3 and bridges == expected[:len(bridges)]
-    assert all(a != b for a, b in zip(bridges, bridges[1:]))
+    assert len(bridges) >= 3 and set(bridges) <= allowed
+    assert all(a != b for a, b in zip(bridges, bridges[1:])) and bridges.count(demo.prompt("sorry_wait")) <= 1
     assert max(waits[:-1]) < 0.3 + 0.4  # the budget plus this shared machine's scheduling slack
 
 

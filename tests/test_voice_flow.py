@@ -61,6 +61,13 @@ def last_document(client, url, max_hops=6):
     raise AssertionError(f"still redirecting after {max_hops} hops: {v}")
 
 
+def clips_ready(app, call_sid, turn=1):
+    """Wait (notified, bounded) until turn ``turn`` has every clip: the next hop then answers at once, whatever
+    the hop's silence budget and however loaded the machine."""
+    ok = lambda r: bool(r and r.get("pieces") and all(p.get("url") for p in r["pieces"]))  # noqa: E731
+    assert app.extensions["warmline"].state.wait_turn(call_sid, turn, ok, timeout_s=10), "the clips never came"
+
+
 def listen_tail(call_sid):
     """The verbs after an answer that listens: Gather, still-there, Gather, goodbye, Hangup."""
     return ["Gather", "Say", "Gather", "Say", "Hangup"]
@@ -122,6 +129,7 @@ def test_miss_plays_a_filler_and_redirects_then_ready_plays_the_answer(make_app)
     assert v[0][2] == "Let me check that for you."
     assert v[1][1] == {"method": "POST"}
     assert v[1][2] == f"{BASE}/voice/tts-ready/demo/{call_sid}?turn=1&played=0"
+    clips_ready(app, call_sid)
     ready = verbs(follow(client, v[1][2]).data)
     assert [x[0] for x in ready] == ["Play"] + listen_tail(call_sid)
     assert ready[0][2].startswith(BASE + "/cdn/tts/v2/piper-en_us-joe-medium/")
@@ -146,8 +154,9 @@ def test_fillers_rotate_and_never_repeat_back_to_back(make_app):
         assert v[0][0] == "Play"
         heard.append(by_url[v[0][2]])
         follow(client, v[1][2])
-    assert heard == (list(demo.fillers) * 2)[:6]
-    assert all(a != b for a, b in zip(heard, heard[1:]))
+    # Nothing learnt yet (1.2 s expected): no filler fits, so the shortest ones, never the same one twice in a row.
+    short = sorted(demo.fillers, key=len)[:2]
+    assert set(heard) == set(short) and all(a != b for a, b in zip(heard, heard[1:]))
 
 
 def test_ready_plays_a_ready_prefix_and_redirects_for_the_rest(make_app):
@@ -385,6 +394,7 @@ def test_fallback_after_a_failed_hop_answers_that_hop(make_app):
     client = app.test_client()
     call_sid = new_call_sid()
     redirect = verbs(process(client, call_sid, "question").data)[1][2]
+    clips_ready(app, call_sid)
     # The worker serving that redirect died: Twilio posts the Fallback URL instead.
     v = verbs(fallback_post(client, call_sid, redirect).data)
     assert [x[0] for x in v] == ["Play"] + listen_tail(call_sid)
@@ -395,10 +405,12 @@ def test_fallback_after_a_failed_hop_answers_that_hop(make_app):
 
 def test_fallback_after_a_failed_process_resumes_the_started_turn(make_app):
     responder = ScriptedResponder({}, default=Reply("Resumed answer."))
-    app, _ = build(make_app, responder=responder, provider=ToneProvider(delay_s=0.6))
+    # the clip takes longer than process's instant budget (0.3 s): process answered with a filler
+    app, _ = build(make_app, responder=responder, provider=ToneProvider(delay_s=0.45))
     client = app.test_client()
     call_sid = new_call_sid()
     process(client, call_sid, "question")  # its response never reached Twilio
+    clips_ready(app, call_sid)  # the turn goes on meanwhile
     v = verbs(fallback_post(client, call_sid, f"{BASE}/voice/process/demo/{call_sid}").data)
     assert [x[0] for x in v] == ["Play"] + listen_tail(call_sid)
     assert responder.calls == ["question"]

@@ -29,9 +29,9 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from app.speech.pieces import split_pieces
@@ -76,48 +76,60 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
     """Read ``stream``, feed ``sink``, make clips on ``synth``; True when the whole answer landed.
 
     ``make_clip(text)`` returns a piece entry and never raises for a synthesis failure (it returns a
-    ``failed`` piece instead). ``apology`` is spoken when the reply has no piece at all.
+    ``failed`` piece instead). ``apology`` is spoken when the reply has no piece at all. The stream is
+    read as fast as the model writes, whatever the synthesis backlog (a model's own deadline must not
+    run out while clips queue): pieces wait in order for one of the answer's ``per_turn`` slots.
     """
     if per_turn < 1:
         raise ValueError("per_turn must be at least 1")
     started = clock()
-    slots = threading.BoundedSemaphore(per_turn)
+    lock = threading.Condition()
+    waiting: deque[tuple[int, str]] = deque()
+    state = {"in_flight": 0, "finished": 0, "count": 0}
     stopped = threading.Event()
-    futures: list[Future] = []
-    count = 0
 
     def clip(i: int, text: str) -> None:
         try:
-            if stopped.is_set():
-                return
-            piece = make_clip(text)
-            if stopped.is_set():
-                return
-            sink.piece_ready(i, piece)
+            if not stopped.is_set():
+                piece = make_clip(text)
+                if not stopped.is_set():
+                    sink.piece_ready(i, piece)
         except sink.stops:
             stopped.set()
         finally:
-            slots.release()
+            with lock:
+                state["in_flight"] -= 1
+                state["finished"] += 1
+                lock.notify_all()
+            pump()
+
+    def pump() -> None:
+        """Start waiting clips while this answer has free slots (called by the reader and by each clip's end)."""
+        while True:
+            with lock:
+                if stopped.is_set() or not waiting or state["in_flight"] >= per_turn:
+                    return
+                i, text = waiting.popleft()
+                state["in_flight"] += 1
+            try:
+                synth.submit(clip, i, text)
+            except RuntimeError:  # the pool is shut down (the process is stopping)
+                stopped.set()
+                with lock:
+                    state["in_flight"] -= 1
+                    lock.notify_all()
+                return
 
     def add(texts: Iterable[str]) -> None:
-        nonlocal count
         texts = [t for t in texts if t.strip()]
         if not texts:
             return
-        first = count
         sink.pieces_added(texts)
-        count += len(texts)
-        for j, text in enumerate(texts):
-            slots.acquire()  # at most per_turn clips of this answer at once; the stream waits meanwhile
-            if stopped.is_set():
-                slots.release()
-                return
-            try:
-                futures.append(synth.submit(clip, first + j, text))
-            except RuntimeError:  # the pool is shut down (the process is stopping)
-                slots.release()
-                stopped.set()
-                return
+        with lock:
+            first = state["count"]
+            state["count"] += len(texts)
+            waiting.extend((first + j, t) for j, t in enumerate(texts))
+        pump()
 
     try:
         incremental = splice in INCREMENTAL_SPLICES
@@ -133,12 +145,15 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
         ai_ms = (clock() - started) * 1000
         if not incremental:
             add(split_pieces(reply.text, splice, reply.marks))
-        if count == 0:
+        with lock:
+            empty = state["count"] == 0
+        if empty:
             add([apology or reply.text])
         if stopped.is_set():
             return False
         sink.replied(reply.text, reply.action, ai_ms)
-        wait_futures(futures)
+        with lock:
+            lock.wait_for(lambda: stopped.is_set() or (state["finished"] == state["count"] and not waiting))
         if stopped.is_set():
             return False
         sink.done()
@@ -147,6 +162,49 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
         stopped.set()
         stream.close()
         return False
+
+
+class TurnSink:
+    """A :class:`Sink` writing a turn's record through the engine's fenced job writes.
+
+    ``write(fn)`` is the engine's ``_write(call_sid, n, gen, fn)`` (FencedOut once the turn ended or
+    moved to another generation); the transitions are :mod:`app.voice.turn`'s. ``on_first_piece``
+    is called once, with the seconds from ``origin`` (epoch) to the first playable piece.
+    """
+
+    def __init__(self, write: Callable[[Callable[[Any], Any]], Any], stops: tuple[type[BaseException], ...], *,
+                 origin: float, on_first_piece: Callable[[float], None] | None = None) -> None:
+        self._write = write
+        self.stops = stops
+        self.origin = origin
+        self.on_first_piece = on_first_piece
+        self.added = 0
+        self._first = threading.Event()
+
+    def pieces_added(self, texts: Sequence[str]) -> None:
+        from app.voice import turn as T
+
+        self._write(lambda t: T.extend(t, [{"text": x} for x in texts]))
+        self.added += len(texts)
+
+    def piece_ready(self, i: int, piece: Piece) -> None:
+        from app.voice import turn as T
+
+        self._write(lambda t: T.piece_ready(t, i, piece))
+        if i == 0 and not self._first.is_set():
+            self._first.set()
+            if self.on_first_piece is not None:
+                self.on_first_piece(time.time() - self.origin)
+
+    def replied(self, text: str, action: str, ai_ms: float) -> None:
+        from app.voice import turn as T
+
+        self._write(lambda t: T.replied(t, text, action, t.pieces or (), ai_ms))
+
+    def done(self) -> None:
+        from app.voice import turn as T
+
+        self._write(T.complete)
 
 
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -167,4 +225,4 @@ def synthesis_pool(workers: int) -> ThreadPoolExecutor:
         return pool
 
 
-__all__ = ["INCREMENTAL_SPLICES", "Piece", "Sink", "produce", "synthesis_pool"]
+__all__ = ["INCREMENTAL_SPLICES", "Piece", "Sink", "TurnSink", "produce", "synthesis_pool"]

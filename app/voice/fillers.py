@@ -24,12 +24,21 @@ DEFAULT_WAIT_S = 1.2
 MIN_SAMPLES = 4
 OVERHEAD_S = 0.15
 """What follows a filler before the answer can play: the redirect's round trip and the clip's first fetch."""
+SORRY_AFTER_S = 3.0
+"""A caller who has waited this long hears an honest "sorry for the wait" (once) rather than another filler."""
+GRACE_S = 0.05
+"""How much longer than the silence budget a hop may wait when the answer is expected within it (no bridge)."""
 
 
 class WaitPredictor:
-    """Rolling per-business seconds from a turn job's start to its first playable piece. Thread-safe."""
+    """Rolling per-business seconds from a turn job's start to its first playable piece. Thread-safe.
 
-    def __init__(self, window: int = 64, quantile: float = 0.5) -> None:
+    ``quantile``: which of the recent times counts as "expected". A low one (the first quartile by
+    default) keeps a filler short enough not to delay the quicker answers: a filler that outlasts the
+    wait is a delay, a bridge after it only a short phrase.
+    """
+
+    def __init__(self, window: int = 64, quantile: float = 0.25) -> None:
         if not 0 < quantile < 1:
             raise ValueError("quantile must be between 0 and 1")
         self.window = window
@@ -79,4 +88,7 @@ def worth_bridging(phrases: Sequence[tuple[str, float]], remaining_s: float) -> 
     return remaining_s > min(d for _, d in phrases)
 
 
-__all__ = ["DEFAULT_WAIT_S", "OVERHEAD_S", "WaitPredictor", "choose", "worth_bridging"]
+PREDICTOR = WaitPredictor()
+"""This process's predictor: turn jobs teach it (first piece ready), webhooks ask it."""
+
+__all__ = ["GRACE_S", "PREDICTOR", "SORRY_AFTER_S", "DEFAULT_WAIT_S", "OVERHEAD_S", "WaitPredictor", "choose", "worth_bridging"]

@@ -3,8 +3,8 @@
 While the caller speaks, Twilio posts partial results (``UnstableSpeechResult``,
 ``StableSpeechResult``, ``SequenceNumber``) to ``/voice/partial/...``. When the transcript looks
 *complete and stable* -- the stable part has caught up with the whole running transcript (the
-recognizer settled at the end of speech), or no newer partial came within ``quiet_s`` and the text
-does not end mid-phrase -- a speculative job starts: responder (streamed) and clips, exactly like a
+recognizer settled at the end of speech), or, from a recognizer that reports no stable part at all,
+no newer partial came within ``quiet_s`` and the text does not end mid-phrase -- a speculative job starts: responder (streamed) and clips, exactly like a
 turn job, but written under the speculation's own record and key (:func:`speech_key`: ``canon()``
 of the text without the punctuation at word ends, which Twilio's running and final transcripts
 disagree on), never
@@ -124,8 +124,8 @@ def speech_key(text: str) -> str:
     """The speculation key of a transcript: ``canon(text)`` with the punctuation at word ends dropped.
 
     Twilio's running transcripts and its final SpeechResult differ in punctuation ("book a cleaning
-    please" / "Book a cleaning, please."); the words, their order and canon()'s case folding must match
-    exactly. Punctuation inside a token stays ("9.30", "1,200"). Deterministic, not fuzzy.
+    please" / "Book a cleaning, please."); the words, their order and canon()'s folding (case, numbers
+    spoken as words) must match exactly. Deterministic, not fuzzy.
     """
     return " ".join(w for w in (t.rstrip(_TRAILING_PUNCT) for t in canon(text).split()) if w)
 
@@ -231,7 +231,10 @@ class Speculator:
             return "noted"
         if complete_and_stable(unstable, stable):
             return self._maybe_start(business, call_sid, upcoming, seq, history)
-        if looks_complete(unstable):
+        if not stable.strip() and looks_complete(unstable):
+            # A recognizer that reports no stable part at all: a transcript left unchanged for the quiet
+            # window stands in for it. Where Twilio reports one, only its catching up starts a speculation
+            # (a late partial on a loaded network must not start one mid-sentence).
             self.timers.call_later(self.quiet_s, lambda: self._maybe_start(business, call_sid, upcoming, seq, history))
             return "waiting"
         return "noted"
@@ -381,8 +384,6 @@ def speculator(rt: Any) -> Speculator:
             state=rt.state, ttl_s=rt.settings.call_ttl_s, quiet_s=rt.settings.speculate_quiet_s,
             start_job=lambda fn, *args: start_on_pool(rt.pool, fn, *args),
             produce_job=answer_job(rt, TurnEngine(rt).make_clip))
-        # Until the turn engine settles and follows speculations, none may start (they would only cost calls).
-        found.enabled = False
     return found
 
 

@@ -191,6 +191,13 @@ def fail(turn: Turn, error: str) -> Turn:
 
 
 # --- the webhooks' transitions (any status) ----------------------------------------------------
+def speculated(turn: Turn, outcome: str, started: int, gen: int | None, head_start_ms: float | None) -> Turn:
+    """What speculation did for this turn (``adopted`` / ``discarded`` / ``none``), how many speculative
+    responder calls it made, the adopted speculation's generation (the job follows it) and its head start."""
+    return dataclasses.replace(turn, extra={**turn.extra, "speculation": outcome, "speculative_calls": started,
+                                            "speculation_gen": gen, "head_start_ms": head_start_ms})
+
+
 def hopped(turn: Turn) -> Turn:
     return dataclasses.replace(turn, hops=turn.hops + 1)
 
@@ -223,5 +230,5 @@ def end(turn: Turn, outcome: str, heard: str, *, said_from: int | None = None) -
 __all__ = [
     "ABANDONED", "DONE", "FAILED", "JOB_OVER", "QUEUED", "RUNNING", "STATUSES", "IllegalTransition", "Turn",
     "adopt", "answer_started", "bridged", "complete", "end", "extend", "fail", "filler_played", "hopped", "new",
-    "piece_ready", "replied", "start",
+    "piece_ready", "replied", "speculated", "start",
 ]

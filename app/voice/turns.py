@@ -156,6 +156,10 @@ def reply_pieces(reply: Reply, business: Business) -> list[dict[str, Any]]:
     return pieces or [{"text": business.prompt("apology")}]
 
 
+class _Moved(Exception):
+    """The call changed between reading it and writing the instant answer (the ordinary path runs instead)."""
+
+
 class TurnEngine:
     """Starts, runs, adopts and ends turns. ``runtime`` supplies state, synthesizer, responder, pool, settings.
 
@@ -263,11 +267,17 @@ class TurnEngine:
 
     # --- starting turns ----------------------------------------------------------------------
     def begin(self, business: Business, call_sid: str, utterance: str, *, t0: float,
-              call: dict[str, Any]) -> Turn:
-        """Create turn N (queued here) and hand it to the pool; a full pool fails it at once (admission control)."""
+              call: dict[str, Any], settled: Any = None) -> Turn:
+        """Create turn N (queued here) and hand it to the pool; a full pool fails it at once (admission control).
+
+        ``settled`` (:class:`app.voice.speculation.Settled`): what the call's speculation did for this
+        turn; when adopted, the job follows the speculation instead of calling the responder again.
+        """
         n = call["turn"]
         self.liveness.ensure()
         turn = T.new(utterance, started=t0, host=self.owner, now=self.clock(), history_len=len(call["history"]) - 1)
+        if settled is not None:
+            turn = T.speculated(turn, settled.outcome, settled.started, settled.gen, settled.head_start_ms)
         self.rt.state.put_turn(call_sid, n, turn.to_dict(), self.ttl)
         if self.rt.pool.try_submit(self.run_job, business, call_sid, n, turn.gen) is None:
             log.warning("turn pool full: turn %s/%d refused (host overloaded)", call_sid, n)
@@ -302,6 +312,47 @@ class TurnEngine:
             log.warning("turn pool full: clips of turn %s/%d refused (host overloaded)", call_sid, n)
             turn = self._write(call_sid, n, turn.gen, lambda t: T.fail(t, "overloaded: the turn pool is full"))
         return turn
+
+    def answer_now(self, business: Business, call_sid: str, utterance: str, *, t0: float,
+                   end_as: Callable[[Turn], Turn]) -> tuple[int, Turn] | None:
+        """The fully cached answer of an instant responder, in one state write; None when it is not that.
+
+        Reads the call, asks the responder, looks every piece up in the index; only when every piece
+        is a hit does it write -- once: the turn counted and the caller's line and the answer heard
+        appended to the history together. No turn record is kept (the turn is over when this returns;
+        its event carries what happened). None (nothing written) for a control-arm call, a call with
+        a turn still open, a piece that is not cached, or a call that moved meanwhile: the caller
+        then runs the ordinary path.
+        """
+        call = self.rt.state.get_call(call_sid) or self._new_call(business, call_sid)
+        if call.get("arm") != "warmline" or call.get("open"):
+            return None
+        history = list(call.get("history", []))
+        n = int(call.get("turn", 0)) + 1
+        started = time.perf_counter()
+        reply = self.reply(business, history, utterance, call_sid)
+        turn = T.start(T.new(utterance, started=t0, host=self.owner, now=self.clock(), history_len=len(history)),
+                       self.owner)
+        turn = T.replied(turn, reply.text, reply.action, self.pieces_of(business, reply),
+                         (time.perf_counter() - started) * 1000, reply.failure)
+        if len(turn.ready_prefix()) != len(turn.pieces or ()):
+            return None
+        turn = end_as(T.complete(turn))
+
+        def add(current: dict[str, Any] | None) -> dict[str, Any]:
+            current = dict(current or self._new_call(business, call_sid))
+            if int(current.get("turn", 0)) + 1 != n or current.get("open"):
+                raise _Moved()
+            current["turn"] = n
+            current["history"] = list(current.get("history", [])) + [
+                {"role": "caller", "text": utterance}, {"role": "agent", "text": turn.heard or ""}]
+            return current
+
+        try:
+            self.rt.state.update_call(call_sid, add, self.ttl)
+        except _Moved:
+            return None
+        return n, turn
 
     def instant(self) -> bool:
         """True when the responder answers without waiting on the network (the request thread may run the turn)."""
@@ -374,8 +425,16 @@ class TurnEngine:
                 log.error("could not record the failure of turn %s/%d", call_sid, n)
 
     def produce(self, business: Business, call_sid: str, n: int, turn: Turn) -> None:
-        """Produce a running turn: the reply (unless recorded), then a clip for every piece still missing."""
+        """Produce a running turn: the reply (unless recorded), then a clip for every piece still missing.
+
+        A fresh turn streams (:func:`app.voice.answer.produce`): pieces are added as the model writes
+        and their clips made side by side, or copied from the adopted speculation as it progresses.
+        """
         gen = turn.gen
+        if turn.text is None and not turn.pieces:
+            if self._stream(business, call_sid, n, turn):
+                return
+            turn = self.get(call_sid, n) or turn
         if turn.text is None:
             call = self.rt.state.get_call(call_sid)
             if call is None:
@@ -394,6 +453,42 @@ class TurnEngine:
             turn = self._write(call_sid, n, gen, lambda t, i=i, made=made: self._piece_maybe_done(t, i, made))
         if turn.status == T.RUNNING:
             self._write(call_sid, n, gen, T.complete)
+
+    def _stream(self, business: Business, call_sid: str, n: int, turn: Turn) -> bool:
+        """Produce turn N as a stream (see :meth:`produce`); False when nothing was written and the
+        plain path should run (an adopted speculation that died before its first piece)."""
+        from app.responders.openai import safe_reply, safe_stream
+        from app.responders.stream import one_shot
+        from app.voice import answer, fillers
+        from app.voice.speculation import speculator
+
+        settings = self.rt.settings
+        gen = turn.gen
+        write = lambda fn: self._write(call_sid, n, gen, fn)  # noqa: E731
+        observe = lambda s: fillers.PREDICTOR.observe(business.id, s)  # noqa: E731
+        spec_gen = turn.extra.get("speculation_gen")
+        if spec_gen:
+            head = float(turn.extra.get("head_start_ms") or 0.0) / 1000
+            sink = answer.TurnSink(write, (FencedOut,), origin=turn.started - head, on_first_piece=observe)
+            if speculator(self.rt).follow(call_sid, int(spec_gen), sink):
+                return True
+            if sink.added:
+                raise FencedOut("the adopted speculation stopped part-way")  # the hops <Say> what there is
+            log.warning("adopted speculation %s/%d gave nothing; the turn calls the responder itself", call_sid, n)
+        call = self.rt.state.get_call(call_sid)
+        if call is None:
+            raise FencedOut("the call ended")
+        history = list(call.get("history", []))[:turn.history_len]
+        if settings.llm_stream:
+            stream = safe_stream(self.rt.responder, business, history, turn.utterance)
+        else:
+            stream = one_shot(safe_reply(self.rt.responder, business, history, turn.utterance))
+        deadline = turn.started + settings.turn_deadline_s - DEADLINE_MARGIN_S
+        sink = answer.TurnSink(write, (FencedOut,), origin=time.time(), on_first_piece=observe)
+        answer.produce(stream, splice=business.splice, sink=sink, synth=answer.synthesis_pool(settings.synth_workers),
+                       per_turn=settings.clips_per_turn, apology=business.prompt("apology"),
+                       make_clip=lambda text: self.make_clip(business, text, deadline=deadline))
+        return True
 
     @staticmethod
     def _replied_maybe_done(t: Turn, reply: Reply, pieces: list[dict[str, Any]], ai_ms: float) -> Turn:

@@ -98,13 +98,18 @@ def _gather(response: VoiceResponse, listen: Listen) -> Gather:
 def speak_then_listen(items: Sequence[Speak], listen: Listen, say: SayVoice) -> str:
     """Say ``items``, gather speech; on silence ask "still there?", gather again, then say goodbye and hang up.
 
-    With ``listen.barge_in`` the items play *inside* the first <Gather> (Twilio then fetches all of
-    them before the first plays, and stops playing when the caller starts talking: their words go to
-    the Gather's action); otherwise they play before it and the caller cannot interrupt them.
+    With ``listen.barge_in`` the items play *inside* the first <Gather>: Twilio stops playing them when
+    the caller starts talking, and the words go to the Gather's action. Twilio fetches every nested
+    clip before it plays the first, so of several items the first plays outside, at once, and the
+    rest are nested. Without it they all play before the Gather and cannot be interrupted.
     """
     response = VoiceResponse()
     if listen.barge_in:
-        _add(_gather(response, listen), items, say)
+        # The first item plays at once, outside: Twilio fetches every clip nested in a <Gather> before it
+        # plays the first, so nesting the lead would put all the other fetches in front of the answer.
+        lead, rest = (list(items[:1]), list(items[1:])) if len(items) > 1 else ([], list(items))
+        _add(response, lead, say)
+        _add(_gather(response, listen), rest, say)
     else:
         _add(response, items, say)
         _gather(response, listen)
