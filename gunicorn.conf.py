@@ -9,7 +9,8 @@ enforced for the live checks under ``WARMLINE_ENV=testing``). The check runs in 
 forked child, so the master itself never imports the application (workers import it fresh).
 Malformed values here fall back to the defaults so that the check, not a traceback, reports them.
 
-Reloading businesses: ``kill -HUP <master pid>`` re-checks the business file; when it passes, new
+Reloading businesses: ``kill -HUP <master pid>`` re-checks the settings, the business file and its
+voices (not the network services: a reload must be quick while calls are running); when it passes, new
 workers start on it and the old ones finish their requests (gunicorn's graceful reload). Workers
 read a copy pinned by the master (``<data dir>/run/businesses-<pid>.toml``), so a broken file
 never reaches a worker: the reload is refused, logged one line per problem, and the running
@@ -100,7 +101,7 @@ def _check_and_pin(server, *, reloading):
         if not reloading:
             main_check(overrides, strict=_strict(), log=server.log.info)  # SystemExit(3) on problems
             return 0
-        report = diagnose(overrides=overrides)
+        report = diagnose(overrides=overrides, only=("voices",))  # what a business file can break; kept light
         if not report.ok and (_strict() or any(not c.ok for c in report.checks if c.name in STATIC_CHECKS)):
             for line in report.problems:
                 server.log.error("reload refused, still serving the previous business file: %s", line)

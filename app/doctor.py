@@ -83,10 +83,11 @@ class Report:
 
 
 def diagnose(environ: Mapping[str, str] | None = None, *, overrides: Mapping[str, Any] | None = None,
-             live: bool = True, timeout_s: float = 3.0) -> Report:
+             live: bool = True, only: Sequence[str] | None = None, timeout_s: float = 3.0) -> Report:
     """Run every check against ``environ`` (default ``os.environ``) plus ``overrides`` (e.g. gunicorn's bind).
 
-    ``live=False`` stops after the settings and the business file (no I/O beyond reading that file).
+    ``live=False`` stops after the settings and the business file (no I/O beyond reading that file);
+    ``only`` names the live checks to run (default: all), e.g. ``("voices",)`` for a business reload.
     """
     environ = os.environ if environ is None else environ
     checks: list[Check] = []
@@ -105,8 +106,9 @@ def diagnose(environ: Mapping[str, str] | None = None, *, overrides: Mapping[str
             checks.append(Check("live", False, ("(the live checks of voices, store, state, responder and schedule "
                                                "run once these are fixed)",)))
         return Report(tuple(checks))
-    for name, fn in (("voices", _check_voices), ("data dir", _check_data_dir), ("store", _check_store),
-                     ("events", _check_events), ("state", _check_state), ("responder", _check_responder), ("schedule", _check_schedule)):
+    for name, fn in LIVE_CHECKS:
+        if only is not None and name not in only:
+            continue
         checks.append(_run(name, fn, settings, businesses, timeout_s))
     return Report(tuple(checks))
 
@@ -219,10 +221,11 @@ def probe_clip() -> tuple[str, bytes]:
     Content-addressed like every clip, so writing it is create-only and idempotent: every host
     and every start writes the same bytes under the same name.
     """
+    from app.speech.keys import OBJECT_PREFIX
     from app.speech.wav import ulaw_wav
 
     key = hashlib.sha256(PROBE_TEXT).hexdigest()
-    return f"tts/v1/{PROBE_VOICE_SLUG}/{key[:2]}/{key}.wav", ulaw_wav(b"\xff" * 800)
+    return f"{OBJECT_PREFIX}{PROBE_VOICE_SLUG}/{key[:2]}/{key}.wav", ulaw_wav(b"\xff" * 800)
 
 
 def open_store(settings: Settings, *, retry_deadline_s: float | None = None) -> Any:
@@ -339,6 +342,12 @@ def _check_schedule(settings: Settings, businesses: Any, timeout_s: float) -> tu
     upcoming = cron.get_next_fire_time(None, now)
     when = upcoming.isoformat(timespec="minutes") if upcoming else "never"
     return [f"{settings.precompute_cron!r} in {settings.precompute_timezone}; next run {when}"], []
+
+
+LIVE_CHECKS: tuple[tuple[str, Callable[..., tuple[list[str], list[str]]]], ...] = (
+    ("voices", _check_voices), ("data dir", _check_data_dir), ("store", _check_store), ("events", _check_events),
+    ("state", _check_state), ("responder", _check_responder), ("schedule", _check_schedule),
+)
 
 
 def refuse(report: Report, *, what: str = "warmline", stream: Any = None) -> None:

@@ -273,6 +273,14 @@ def _synth_rollup(args: tuple[str, str, int, int, int]) -> int:
 
 
 def _peak_mb() -> float:
+    """This process's peak RSS in MB: ``VmHWM`` (per address space, so not inherited from the process that
+    forked us, unlike ``ru_maxrss``, which survives exec); ``ru_maxrss`` where /proc is not there."""
+    try:
+        for row in Path("/proc/self/status").read_text().splitlines():
+            if row.startswith("VmHWM:"):
+                return int(row.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

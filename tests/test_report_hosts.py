@@ -87,6 +87,12 @@ def test_two_hosts_one_report_every_call_exactly_once(emulator, tmp_path, monkey
     assert on_a["overall"] == on_b["overall"]
     only_b = report(a, "--host", "host-b")
     assert (only_b["overall"]["turns"], only_b["host_filter"]) == (3, "host-b")
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    page = a.test_client().get("/admin/report.json?host=host-b", headers=auth)
+    assert page.status_code == 200 and page.get_json()["overall"] == only_b["overall"]
+    assert a.test_client().get("/admin/report.json?host=../x", headers=auth).status_code == 400
+    html = b.test_client().get("/admin/report", headers=auth).get_data(as_text=True)
+    assert '<option value="host-a">host-a</option>' in html and '<option value="host-b">host-b</option>' in html
 
     store = GCSEventsStore(bucket=EVENTS, prefix="prod", client=client)
     chunks = store.list("raw/")

@@ -173,7 +173,7 @@ def test_make_stack_two_hosts_one_scheduler_one_call(stack):
     counts = wait_until(shipped, 60, "the call's turn events in the events bucket", poll_s=1.0)
     assert set(counts) == {"host-a", "host-b"} and sum(counts.values()) == len(DEMO_SCRIPT), counts
     names = {blob.name for blob in admin.list_blobs(CLIPS_BUCKET)}
-    assert all(n.startswith("tts/v1/") for n in names), names  # nothing private in the public bucket
+    assert all(n.startswith("tts/") for n in names), names  # nothing private in the public bucket
     assert not [b.name for b in admin.list_blobs(EVENTS_BUCKET) if not b.name.startswith(("raw/", "rollup/"))]
 
     # 5. Ctrl-C: everything stops, nothing is left behind.

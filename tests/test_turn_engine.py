@@ -359,3 +359,44 @@ def test_liveness_on_this_host_asks_the_kernel_not_the_heartbeat(make_app):
         child.wait()
     assert me.alive(other) is False  # reaped: gone
     assert me.alive(f"elsewhere:{os.getpid()}:cc") is False  # another host's process: by its heartbeat only
+
+
+# --- the fast path ----------------------------------------------------------------------------------
+def test_a_fully_cached_instant_answer_is_one_write_and_a_miss_takes_the_ordinary_path(make_app):
+    """The embedded FAQ responder (instant): a fully cached answer is answered in the request, the caller's
+    line and the answer land in the history together, no job, no turn record; an uncached one runs a job."""
+    from app.responders.faq import FaqResponder
+
+    pool = ManualPool()
+    app = make_app(runtime={"providers": {"piper": ToneProvider()}, "responder": FaqResponder(), "pool": pool})
+    rt = app.extensions["warmline"]
+    demo = rt.businesses.get("demo")
+    reply = FaqResponder().reply(demo, [], "what are your opening hours")
+    from app.speech.pieces import split_pieces
+
+    for text in split_pieces(reply.text, demo.splice):
+        rt.synthesizer.clip(text, demo.voice)
+    flow = CallFlow(rt)
+    call_sid = new_call_sid()
+    writes: list[str] = []
+    real_update_call, real_put_turn = rt.state.update_call, rt.state.put_turn
+    rt.state.update_call = lambda *a, **k: writes.append("call") or real_update_call(*a, **k)
+    rt.state.put_turn = lambda *a, **k: writes.append("turn") or real_put_turn(*a, **k)
+    try:
+        with app.test_request_context():
+            v = verbs(flow.process(demo, Urls(BASE, "demo", call_sid), "what are your opening hours", time.time()))
+        assert [x[0] for x in v][:len(split_pieces(reply.text, demo.splice))] == ["Play"] * len(
+            split_pieces(reply.text, demo.splice))
+        assert writes == ["call"] and pool.jobs == [] and rt.state.get_turn(call_sid, 1) is None
+        assert rt.state.get_call(call_sid)["history"] == [{"role": "caller", "text": "what are your opening hours"},
+                                                          {"role": "agent", "text": reply.text}]
+        writes.clear()
+        with app.test_request_context():  # a booking with a new name: not cached, so a job makes its clips
+            flow.process(demo, Urls(BASE, "demo", call_sid), "I'd like to book an appointment", time.time())
+        assert "turn" in writes and len(pool.jobs) == 1
+        turn = Turn.from_dict(rt.state.get_turn(call_sid, 2))
+        assert turn.status == T.RUNNING and turn.text is not None
+    finally:
+        rt.state.update_call, rt.state.put_turn = real_update_call, real_put_turn
+    events = list(rt.events.read())
+    assert events[0]["outcome"] == "instant" and events[0]["turn"] == 1

@@ -26,6 +26,7 @@ from app.voice.turn import ABANDONED, FAILED, Turn
 from app.voice.turns import TurnEngine, reply_pieces
 
 log = logging.getLogger("warmline.flow")
+FIXED_URL_TTL_S = 60.0
 HOP_WORK_S = 0.05
 """What a hop needs after its wait (a state write, lookups, TwiML), kept out of the silence budget."""
 
@@ -57,6 +58,7 @@ class CallFlow:
     def __init__(self, runtime: Any, *, engine: TurnEngine | None = None) -> None:
         self.rt = runtime
         self.engine = engine or TurnEngine(runtime)
+        self._fixed_urls: dict[tuple[str, Any], tuple[str, float]] = {}  # (text, voice) -> (url, until); GIL-atomic ops
         self.pacing = Pacing()
 
     # --- small helpers -------------------------------------------------------------------------
@@ -64,12 +66,24 @@ class CallFlow:
         return twiml.SayVoice(business.say_voice, business.language)
 
     def fixed(self, business: Business, text: str, urls: Urls) -> twiml.Speak:
-        """A fixed phrase (greeting, filler, prompt): its precomputed clip, else <Say> now and synthesize for next time."""
+        """A fixed phrase (greeting, filler, prompt): its precomputed clip, else <Say> now and synthesize for next time.
+
+        A found clip's URL is remembered for FIXED_URL_TTL_S (every response carries two or three fixed
+        phrases; a clip's URL changes only when a spooled clip reaches the store).
+        """
+        cache_key = (text, business.voice)
+        now = time.monotonic()
+        hit = self._fixed_urls.get(cache_key)
+        if hit is not None and hit[1] > now:
+            return twiml.Speak(url=urls.clip(hit[0]), text=text)
         try:
             clip = self.rt.synthesizer.lookup(text, business.voice)
         except InvalidText:
             clip = None
         if clip is not None:
+            if len(self._fixed_urls) > 4096:
+                self._fixed_urls.clear()
+            self._fixed_urls[cache_key] = (clip.url, now + (FIXED_URL_TTL_S if not clip.spooled else 1.0))
             return twiml.Speak(url=urls.clip(clip.url), text=text)
         self._synthesize_later(business, text)
         return twiml.Speak(text=text)
@@ -151,6 +165,15 @@ class CallFlow:
             self._log_event(business, urls, call.get("arm", "warmline"), {"outcome": "reprompt", "action": "continue"}, t0)
             reprompt = self.fixed(business, business.prompt("reprompt"), urls)
             return twiml.speak_then_listen([reprompt], self.listen(business, urls), self.say_voice(business))
+        def answered_now(t: Turn) -> Turn:
+            return T.end(T.answer_started(t, (time.time() - t0) * 1000), "instant", t.text or "")
+
+        if self.engine.instant():
+            done = self.engine.answer_now(business, urls.call_sid, speech, t0=t0, end_as=answered_now)
+            if done is not None:  # fully cached: answered, and the history written, in one state write
+                n, turn = done
+                self._turn_ended(business, urls, n, turn, fallback=False, committed=True)
+                return self.finish(business, self._items(turn.pieces or (), urls), turn.action or "continue", urls)
         call = self.engine.caller_said(business, urls.call_sid, speech)
         if call.get("arm") == CONTROL:
             return self.control(business, urls, speech, t0, call)
@@ -159,9 +182,6 @@ class CallFlow:
             self._interrupted(urls.call_sid, int(call["previous_open"]))
         settled = self._settle(business, urls.call_sid, n, speech, call)
         if self.engine.instant():
-            def answered_now(t: Turn) -> Turn:
-                return T.end(T.answer_started(t, (time.time() - t0) * 1000), "instant", t.text or "")
-
             turn = self.engine.run_inline(business, urls.call_sid, speech, t0=t0, call=call, end_as=answered_now)
             if turn.ended == "instant":  # fully cached: answered, ended and written in one go
                 self._turn_ended(business, urls, n, turn, fallback=False)
@@ -401,9 +421,12 @@ class CallFlow:
         if ended is not None:
             self._turn_ended(business, urls, n, ended, fallback=fallback)
 
-    def _turn_ended(self, business: Business, urls: Urls, n: int, ended: Turn, *, fallback: bool) -> None:
-        """After the one write that ended turn N: commit what was heard, learn its pace, write its event."""
-        self.engine.commit(urls.call_sid, n, ended.heard or "")
+    def _turn_ended(self, business: Business, urls: Urls, n: int, ended: Turn, *, fallback: bool,
+                    committed: bool = False) -> None:
+        """After the one write that ended turn N: commit what was heard (unless ``committed``), learn its pace,
+        write its event."""
+        if not committed:
+            self.engine.commit(urls.call_sid, n, ended.heard or "")
         self.pacing.observe_ai(business.id, ended.ai_ms)
         self._log_event(business, urls, "warmline",
                         {"outcome": ended.ended, "fallback": fallback,

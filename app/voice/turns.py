@@ -156,6 +156,10 @@ def reply_pieces(reply: Reply, business: Business) -> list[dict[str, Any]]:
     return pieces or [{"text": business.prompt("apology")}]
 
 
+class _Moved(Exception):
+    """The call changed between reading it and writing the instant answer (the ordinary path runs instead)."""
+
+
 class TurnEngine:
     """Starts, runs, adopts and ends turns. ``runtime`` supplies state, synthesizer, responder, pool, settings.
 
@@ -308,6 +312,47 @@ class TurnEngine:
             log.warning("turn pool full: clips of turn %s/%d refused (host overloaded)", call_sid, n)
             turn = self._write(call_sid, n, turn.gen, lambda t: T.fail(t, "overloaded: the turn pool is full"))
         return turn
+
+    def answer_now(self, business: Business, call_sid: str, utterance: str, *, t0: float,
+                   end_as: Callable[[Turn], Turn]) -> tuple[int, Turn] | None:
+        """The fully cached answer of an instant responder, in one state write; None when it is not that.
+
+        Reads the call, asks the responder, looks every piece up in the index; only when every piece
+        is a hit does it write -- once: the turn counted and the caller's line and the answer heard
+        appended to the history together. No turn record is kept (the turn is over when this returns;
+        its event carries what happened). None (nothing written) for a control-arm call, a call with
+        a turn still open, a piece that is not cached, or a call that moved meanwhile: the caller
+        then runs the ordinary path.
+        """
+        call = self.rt.state.get_call(call_sid) or self._new_call(business, call_sid)
+        if call.get("arm") != "warmline" or call.get("open"):
+            return None
+        history = list(call.get("history", []))
+        n = int(call.get("turn", 0)) + 1
+        started = time.perf_counter()
+        reply = self.reply(business, history, utterance, call_sid)
+        turn = T.start(T.new(utterance, started=t0, host=self.owner, now=self.clock(), history_len=len(history)),
+                       self.owner)
+        turn = T.replied(turn, reply.text, reply.action, self.pieces_of(business, reply),
+                         (time.perf_counter() - started) * 1000, reply.failure)
+        if len(turn.ready_prefix()) != len(turn.pieces or ()):
+            return None
+        turn = end_as(T.complete(turn))
+
+        def add(current: dict[str, Any] | None) -> dict[str, Any]:
+            current = dict(current or self._new_call(business, call_sid))
+            if int(current.get("turn", 0)) + 1 != n or current.get("open"):
+                raise _Moved()
+            current["turn"] = n
+            current["history"] = list(current.get("history", [])) + [
+                {"role": "caller", "text": utterance}, {"role": "agent", "text": turn.heard or ""}]
+            return current
+
+        try:
+            self.rt.state.update_call(call_sid, add, self.ttl)
+        except _Moved:
+            return None
+        return n, turn
 
     def instant(self) -> bool:
         """True when the responder answers without waiting on the network (the request thread may run the turn)."""
