@@ -23,6 +23,9 @@ PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}$")
 SAY_VOICE_RE = re.compile(r"^(?:man|woman|alice|(?:Polly|Google)\.[A-Za-z0-9_-]{1,64})$")
 SPLICE_LEVELS = ("sentence", "clause", "slot", "phrase", "whole")
+DEFAULT_SPLICE = "phrase"
+"""What a business that names no ``splice`` gets: the level that passes the listening benchmark's
+gate with the best held-out hit rate (BENCHMARKS.md, issue 14); the others stay available."""
 PROMPT_NAMES = ("reprompt", "still_there", "goodbye", "apology", "second_filler", "hold", "sorry_wait", "transfer")
 DEFAULT_PROMPTS = {
     "reprompt": "Sorry, I didn't catch that. Could you say it again?",
@@ -67,7 +70,7 @@ class Business:
     use_proactive_filler: bool = True
     rollout_percent: int = 100
     instant_budget_ms: int | None = None
-    splice: str = "sentence"
+    splice: str = "phrase"  # new businesses: the best level that passes the listening gate (issue 14)
     transfer_number: str = ""
     booking: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
@@ -177,7 +180,7 @@ def parse_business(biz: str, table: Any) -> Business:
     budget = table.get("instant_budget_ms")
     if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or not 0 <= budget <= 3000):
         raise BusinessConfigError(biz, "instant_budget_ms", "must be an integer from 0 to 3000")
-    splice = table.get("splice", "sentence")
+    splice = table.get("splice", DEFAULT_SPLICE)
     if splice not in SPLICE_LEVELS:
         raise BusinessConfigError(biz, "splice", f"must be one of {', '.join(SPLICE_LEVELS)}")
     transfer = table.get("transfer_number", "")

@@ -201,7 +201,8 @@ class SpoolDrainer:
     ``poke()`` is cheap and may be called on every request: it starts the thread (at most one
     per process, restarted in a forked child) when the spool holds pending clips, looking at the
     disk at most every ``check_s`` seconds. The thread retries every ``interval_s`` (doubling up
-    to ``max_interval_s`` while the store stays away) and exits when nothing is pending. It is a
+    to ``max_interval_s`` while the store stays away) and exits when nothing is pending (after a
+    pass that no ``poke(force=True)`` overlapped: a clip spooled mid-pass is drained too). It is a
     daemon thread: a process may exit mid-drain; the files stay and the next process drains them.
     Thread-safe.
     """
@@ -253,8 +254,13 @@ class SpoolDrainer:
                 report = DrainReport(0, 1, 0, 1)
             if report.pending == 0:
                 with self._lock:
-                    self._thread = None
-                return
+                    # A clip spooled during this pass is not in its listing: its forced poke found
+                    # this thread alive and only set _wake, so look again rather than exit.
+                    if not self._wake.is_set():
+                        self._thread = None
+                        return
+                    self._wake.clear()
+                continue
             delay = self.interval_s if report.published else min(self.max_interval_s, delay * 2)
             self._wake.wait(delay)
             self._wake.clear()

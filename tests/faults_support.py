@@ -283,6 +283,7 @@ DG_BUSINESS = """
 [dg]
 name = "Harbourside Dental"
 greeting = "Thanks for calling Harbourside Dental. How can I help you today?"
+splice = "sentence"
 fillers = ["Let me check that for you."]
 numbers = ["+15005550007"]
 instant_budget_ms = 200

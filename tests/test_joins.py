@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from urllib.parse import urlsplit
 from pathlib import Path
 
 import httpx
@@ -205,3 +206,71 @@ def test_precompute_plans_exactly_the_keys_the_live_path_asks_for(tmp_path):
             assert clip.key in planned, piece
             assert clip.key == content_key(canon(piece), business.voice)
     assert {t for _, t in fixed_pieces(business)} >= {canon(p) for f in business.faq for p in split_pieces(f.answer, "phrase")}
+
+
+# --- the live path serves a phrase-level answer as one assembled clip -------------------------------
+def _phrase_app(make_app, tmp_path, responder, provider=None):
+    toml = (ROOT / "businesses" / "businesses.toml").read_text()
+    assert 'splice = "sentence"' in toml
+    path = tmp_path / "businesses.toml"
+    path.write_text(toml.replace('splice = "sentence"', 'splice = "phrase"'))
+    app = make_app(runtime={"providers": {"piper": provider or ToneProvider()}, "responder": responder},
+                   businesses=path, hop_s=0.5)
+    return app
+
+
+def test_a_cached_phrase_answer_is_one_assembled_play(make_app, tmp_path):
+    from app.ids import new_call_sid
+    from app.responders.base import Reply
+    from tests.conftest import signed_post, twilio_form
+    from tests.fakes import ScriptedResponder
+    from tests.twiml_support import verbs
+
+    app = _phrase_app(make_app, tmp_path, ScriptedResponder({"when?": Reply(BOOKING)}))
+    try:
+        synth = app.extensions["warmline"].synthesizer
+        pieces = split_pieces(BOOKING, "phrase")
+        clips = [synth.clip(p, PIPER) for p in pieces]  # precomputed, as the nightly job would
+        call_sid = new_call_sid()
+        client = app.test_client()
+        signed_post(client, "/voice/incoming/demo", twilio_form(call_sid))
+        body = signed_post(client, f"/voice/process/demo/{call_sid}",
+                           twilio_form(call_sid, SpeechResult="when?", Confidence="0.9")).data
+        doc = verbs(body)
+        answer = doc[: [v[0] for v in doc].index("Gather")]  # what plays before the next <Gather>
+        expected = assembled_key([c.key for c in clips], join_pauses(pieces), PIPER)
+        assert [v[0] for v in answer] == ["Play"], doc
+        assert answer[0][2] == f"http://localhost/cdn/tts/v2/{PIPER.slug}/{expected[:2]}/{expected}.wav"
+        assert synth.store.exists(f"tts/v2/{PIPER.slug}/{expected[:2]}/{expected}.wav")
+        assert "~" not in body.decode()
+    finally:
+        app.extensions["warmline"].shutdown(wait=True)
+
+
+def test_a_phrase_answer_that_cannot_be_synthesized_is_said_without_join_marks(make_app, tmp_path):
+    from app.errors import SynthesisRejected
+    from app.ids import new_call_sid
+    from app.responders.base import Reply
+    from tests.conftest import signed_post, twilio_form
+    from tests.fakes import ScriptedResponder
+    from tests.twiml_support import verbs
+
+    app = _phrase_app(make_app, tmp_path, ScriptedResponder({"when?": Reply(BOOKING)}),
+                      provider=ToneProvider(fail=SynthesisRejected("no voice today")))
+    try:
+        call_sid = new_call_sid()
+        client = app.test_client()
+        signed_post(client, "/voice/incoming/demo", twilio_form(call_sid))
+        url = f"/voice/process/demo/{call_sid}"
+        body = signed_post(client, url, twilio_form(call_sid, SpeechResult="when?", Confidence="0.9")).data
+        for _ in range(12):  # follow the redirects until the turn is answered (bounded: deadline 8 s)
+            doc = verbs(body)
+            if doc[-1][0] != "Redirect":
+                break
+            body = signed_post(client, urlsplit(doc[-1][2]).path + "?" + urlsplit(doc[-1][2]).query,
+                               twilio_form(call_sid)).data
+        said = [v[2] for v in verbs(body) if v[0] == "Say"]
+        # the pieces without a clip are said as one sentence run, without the join marks
+        assert said[0] == BOOKING, said
+    finally:
+        app.extensions["warmline"].shutdown(wait=True)

@@ -138,8 +138,8 @@ def test_ranking_by_count_vs_by_benefit():
     from app.business import Business
 
     biz = Business(id="x", name="x", voice=PIPER, say_voice="", language="en-US", greeting="hi",
-                   fillers=("one moment.",), prompts={})
-    by_count = build_plan([biz], lambda v: counts, include_fixed=False, min_count=1)
+                   fillers=("one moment.",), prompts={}, splice="sentence")  # no slot-value candidates
+    by_count = build_plan([biz], lambda v: counts, include_fixed=False, min_count=1)  # no coverage: as "count"
     # occurrences first; equal counts: shorter (cheaper) first, then text
     assert [i.text for i in by_count.items] == ["ok.", "a.", "b.", "a much longer sentence that takes a while to say."]
     by_benefit = build_plan([biz], lambda v: counts, include_fixed=False, min_count=1, rank="benefit")

@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from app.business import Business
 from app.errors import InvalidText, StateError, WarmlineError
+from app.speech.pieces import plain
+from app.speech.synthesizer import Clip
 from app.voice import fillers, twiml
 from app.voice.arms import CONTROL
 from app.voice import turn as T
@@ -29,6 +31,10 @@ log = logging.getLogger("warmline.flow")
 FIXED_URL_TTL_S = 60.0
 HOP_WORK_S = 0.05
 """What a hop needs after its wait (a state write, lookups, TwiML), kept out of the silence budget."""
+
+ASSEMBLE_BUDGET_S = 0.5
+"""The longest a webhook spends reading a phrase answer's pieces to assemble them into one clip
+(an index hit after the first time; the local store takes milliseconds)."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +179,7 @@ class CallFlow:
             if done is not None:  # fully cached: answered, and the history written, in one state write
                 n, turn = done
                 self._turn_ended(business, urls, n, turn, fallback=False, committed=True)
-                return self.finish(business, self._items(turn.pieces or (), urls), turn.action or "continue", urls)
+                return self.finish(business, self._items(business, turn.pieces or (), urls), turn.action or "continue", urls)
         call = self.engine.caller_said(business, urls.call_sid, speech)
         if call.get("arm") == CONTROL:
             return self.control(business, urls, speech, t0, call)
@@ -185,7 +191,7 @@ class CallFlow:
             turn = self.engine.run_inline(business, urls.call_sid, speech, t0=t0, call=call, end_as=answered_now)
             if turn.ended == "instant":  # fully cached: answered, ended and written in one go
                 self._turn_ended(business, urls, n, turn, fallback=False)
-                return self.finish(business, self._items(turn.pieces or (), urls), turn.action or "continue", urls)
+                return self.finish(business, self._items(business, turn.pieces or (), urls), turn.action or "continue", urls)
         else:
             turn = self.engine.begin(business, urls.call_sid, speech, t0=t0, call=call, settled=settled)
         if not turn.job_over:
@@ -306,7 +312,7 @@ class CallFlow:
         if len(ready) > played:
             elapsed = (time.time() - current.started) * 1000
             self.engine.update(urls.call_sid, n, lambda t: T.answer_started(T.hopped(t), elapsed))
-            items = self._items(ready[played:], urls)
+            items = self._items(business, ready[played:], urls)
             return twiml.speak_then_redirect(items, urls.ready(n, len(ready)), self.say_voice(business))
         if time.time() >= deadline or current.status in (FAILED, ABANDONED):
             return self._fallback(business, urls, n, current, played, hop=True)
@@ -328,30 +334,65 @@ class CallFlow:
             turn = self.engine.wait(urls.call_sid, n, progressed, timeout_s=min(remaining, slice_s)) or turn
 
     # --- the answer ----------------------------------------------------------------------------
-    def _items(self, pieces: Sequence[Mapping[str, Any]], urls: Urls) -> list[twiml.Speak]:
-        items = []
+    def _items(self, business: Business, pieces: Sequence[Mapping[str, Any]], urls: Urls) -> list[twiml.Speak]:
+        """A ``<Play>`` per piece with a clip, one ``<Say>`` per run of pieces without (join marks never spoken).
+
+        At the ``phrase`` level a run of 2+ consecutive clips in the business's own voice is ONE
+        ``<Play>`` of a clip assembled from them (``Synthesizer.assemble_texts``: natural pauses at
+        the joins, not Twilio's gaps between ``<Play>`` verbs); if that cannot be done in
+        ASSEMBLE_BUDGET_S, the pieces play one by one.
+        """
+        items: list[twiml.Speak] = []
+        run: list[Mapping[str, Any]] = []
+
+        def flush() -> None:
+            one = self._assembled(business, run) if len(run) >= 2 and business.splice == "phrase" else None
+            if one is not None:
+                items.append(twiml.Speak(url=urls.clip(one.url), text=one.text))
+            else:
+                items.extend(twiml.Speak(url=urls.clip(p["url"]), text=plain(p["text"])) for p in run)
+            run.clear()
+
         for piece in pieces:
             if piece.get("skip"):
                 continue
-            items.append(twiml.Speak(url=urls.clip(piece["url"]), text=piece["text"]) if piece.get("url")
-                         else twiml.Speak(text=piece["text"]))
+            if piece.get("url") and not piece.get("voice"):
+                run.append(piece)
+                continue
+            flush()
+            if piece.get("url"):
+                items.append(twiml.Speak(url=urls.clip(piece["url"]), text=plain(piece["text"])))
+            elif items and items[-1].url is None:  # consecutive <Say>s: one sentence, not fragments
+                items[-1] = twiml.Speak(text=f"{items[-1].text} {plain(piece['text'])}")
+            else:
+                items.append(twiml.Speak(text=plain(piece["text"])))
+        flush()
         return items
+
+    def _assembled(self, business: Business, run: Sequence[Mapping[str, Any]]) -> Clip | None:
+        """One clip of the pieces of ``run`` (all published), or None (then they play one by one)."""
+        try:
+            return self.rt.synthesizer.assemble_texts([p["text"] for p in run], business.voice,
+                                                      deadline=time.time() + ASSEMBLE_BUDGET_S)
+        except WarmlineError as exc:
+            log.warning("could not assemble %d pieces into one clip, playing them one by one: %s", len(run), exc)
+            return None
 
     def _answer(self, business: Business, urls: Urls, n: int, turn: Turn, *, played: int, outcome: str,
                 hop: bool = False) -> str:
         # Empty when a ready prefix already played every piece: then only the tail (listen / hang up) is left.
-        items = self._items((turn.pieces or ())[played:], urls)
+        items = self._items(business, (turn.pieces or ())[played:], urls)
         spoken = [p for p in turn.pieces or () if not p.get("skip")]
         said = [p for p in spoken if p.get("failed")]  # no clip in time: the piece is <Say>'d
         if spoken and len(said) == len(spoken):
             outcome = "fallback"
-        heard = turn.text or " ".join(p["text"] for p in spoken)
+        heard = turn.text or " ".join(plain(p["text"]) for p in spoken)
         self._finish_turn(business, urls, n, outcome, fallback=bool(said), heard=heard, hop=hop)
         return self.finish(business, items, turn.action or "continue", urls)
 
     def _fallback(self, business: Business, urls: Urls, n: int, turn: Turn, played: int, *, hop: bool = False) -> str:
         pieces = turn.pieces or ()
-        rest = " ".join(p["text"] for p in pieces[played:]).strip()
+        rest = " ".join(plain(p["text"]) for p in pieces[played:]).strip()
         if rest:
             self._finish_turn(business, urls, n, "fallback", fallback=True, heard=turn.text or rest, hop=hop,
                               said_from=played)
@@ -363,7 +404,7 @@ class CallFlow:
     def _replay_end(self, business: Business, urls: Urls, turn: Turn, played: int) -> str:
         """A hop of a turn that already ended (Twilio re-posted a lost response): answer it again, log nothing."""
         if turn.complete and turn.ended not in ("fallback", "apology"):
-            return self.finish(business, self._items((turn.pieces or ())[played:], urls), turn.action or "continue", urls)
+            return self.finish(business, self._items(business, (turn.pieces or ())[played:], urls), turn.action or "continue", urls)
         action = turn.action or "continue" if turn.ended == "fallback" else "continue"
         return self.finish(business, [twiml.Speak(text=turn.heard)] if turn.heard else [], action, urls)
 
@@ -394,7 +435,7 @@ class CallFlow:
                 future.cancel()
                 pieces.append({**plan, "failed": "timeout"})
         all_played = all(p.get("url") or p.get("skip") for p in pieces)
-        items = self._items(pieces, urls) if all_played else [twiml.Speak(text=reply.text)]
+        items = self._items(business, pieces, urls) if all_played else [twiml.Speak(text=reply.text)]
         engine.commit(urls.call_sid, call["turn"], reply.text)  # heard either way: as clips, or <Say>'d
         elapsed = (time.time() - t0) * 1000
         record = {"pieces": pieces, "ai_ms": ai_ms, "tts_ms": sum(p.get("synth_ms", 0.0) for p in pieces),
