@@ -341,7 +341,7 @@ TABLE_HEADER = ("| calls | caller turns | answer p50 / p95 (s) | longest silence
 
 def format_report(result: dict[str, Any]) -> str:
     lines = [f"load average at start {result['loadavg_start']}, at end {result['loadavg_end']} "
-             f"({result['machine']['nproc']} cores, shared)"]
+             f"({result['machine']['nproc']} cores, shared)", f"server settings {result.get('server_settings')}"]
     sweep = result.get("sweep")
     if sweep:
         srv = sweep["server"] or {}
@@ -372,12 +372,28 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v * 1000:.0f} ms"
 
 
+SETTINGS_SHOWN = ("turn_workers", "turn_queue", "lease_s", "hop_s", "silence_budget_s", "turn_deadline_s",
+                  "instant_budget_ms", "llm_timeout_s")
+
+
+def server_settings(server_env: dict[str, str]) -> dict[str, Any]:
+    """The turn-engine settings the servers run with (the project's defaults plus ``server_env``)."""
+    from dataclasses import asdict
+
+    from app.config import load_settings
+
+    settings = asdict(load_settings(environ=dict(server_env)))
+    return {k: settings[k] for k in SETTINGS_SHOWN if k in settings}
+
+
 def run_capacity(config: CapacityConfig, out: Any = None, *, command: str | None = None) -> dict[str, Any]:
     """The sweep and/or the cache-hit comparison; returns everything as one JSON-ready dict."""
     out = out or sys.stdout
     started = time.monotonic()
-    result: dict[str, Any] = {"command": command, "config": config.to_dict(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                              "machine": {"nproc": os.cpu_count()}, "loadavg_start": list(os.getloadavg())}
+    result: dict[str, Any] = {"command": command, "config": config.to_dict(),
+                              "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                              "machine": {"nproc": os.cpu_count()}, "loadavg_start": list(os.getloadavg()),
+                              "server_settings": server_settings(config.server_env)}
     if config.cache_hit:
         result["cache_hit"] = run_cache_hit(config, out)
     if config.sweep:

@@ -173,8 +173,17 @@ def _spoken(text: str) -> str:
     return " ".join(_MARKER.sub(" ", text).split())
 
 
+_NOT_WORD = re.compile(r"[^\w\s]")
+
+
 def _conversation(messages: Sequence[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
-    return tuple((m["role"], " ".join(str(m["content"]).split())) for m in messages if m["role"] != "system")
+    """The non-system messages; a caller's words compared by meaning (case and punctuation aside), since a
+    speculative turn asked with the running transcript is adopted by a final one that says the same."""
+    def text(m: dict[str, Any]) -> str:
+        content = str(m["content"])
+        return " ".join((_NOT_WORD.sub(" ", content.lower()) if m["role"] == "user" else content).split())
+
+    return tuple((m["role"], text(m)) for m in messages if m["role"] != "system")
 
 
 def history_problems(requests: Sequence[dict[str, Any]], produced: dict[tuple[tuple[str, str], ...], set[str]],

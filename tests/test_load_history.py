@@ -32,7 +32,15 @@ def test_a_coherent_call_has_no_problem_and_markers_do_not_matter() -> None:
     requests = [{"messages": [SYSTEM, user("Hi")]},
                 {"messages": [SYSTEM, user("Hi"), agent("Hello!  How can I help?"), user("Bye")]}]
     assert history_problems(requests, responses.produced, allowed=set()) == []
-    assert responses.produced[(("user", "Hi"), ("assistant", "Hello! How can I help?"), ("user", "Bye"))] == {"Goodbye!"}
+    assert responses.produced[(("user", "hi"), ("assistant", "Hello! How can I help?"), ("user", "bye"))] == {"Goodbye!"}
+
+
+def test_an_adopted_speculation_asked_with_the_running_transcript_is_coherent() -> None:
+    """The speculative request had "hours" without its question mark; the final words say the same."""
+    responses = RecordingResponses(lambda request: "We open at nine.")
+    responses({"messages": [SYSTEM, user("Hours")]})
+    request = {"messages": [SYSTEM, user("Hours?"), agent("We open at nine."), user("Bye")]}
+    assert history_problems([request], responses.produced, allowed=set()) == []
 
 
 def test_a_turn_run_twice_shows_as_two_agent_lines_in_a_row() -> None:
