@@ -416,7 +416,7 @@ class SpeculationSink:
 
         self.write(put)
 
-    def replied(self, text: str, action: str, ai_ms: float) -> None:
+    def replied(self, text: str, action: str, ai_ms: float, failure: str | None = None) -> None:
         self.write(lambda s: dataclasses.replace(s, reply=text, action=action, ai_ms=round(ai_ms, 1)))
 
     def done(self) -> None:
