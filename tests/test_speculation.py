@@ -96,7 +96,7 @@ class RecordingSink:
             self.log.append(("ready", i))
             self.pieces[i] = dict(piece)
 
-    def replied(self, text, action, ai_ms):
+    def replied(self, text, action, ai_ms, failure=None):
         self.log.append(("replied", text, action))
         self.reply = (text, action)
 

@@ -196,7 +196,8 @@ class SafeStream:
             if self._out:
                 return self._end(Reply(" ".join(self._out), "continue"))
             apology = self._business.prompt("apology")
-            self._inner = one_shot(Reply(apology, "continue"))  # the rest of this stream is the apology
+            # the rest of this stream is the apology; reports count it as a responder failure
+            self._inner = one_shot(Reply(apology, "continue", failure=f"{type(exc).__name__}: {exc}"))
             return next(self)
         if self._chars + 1 + len(sentence) > self._max_chars and self._out:
             self.close()  # past the limit: what was said is the reply

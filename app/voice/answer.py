@@ -53,8 +53,9 @@ class Sink(Protocol):
     def piece_ready(self, i: int, piece: Piece) -> None:
         """Piece ``i`` has its clip (or failed and will be <Say>'d): a ``make_clip`` entry."""
 
-    def replied(self, text: str, action: str, ai_ms: float) -> None:
-        """The whole reply is known (after its last piece was added); ``ai_ms``: request to last token."""
+    def replied(self, text: str, action: str, ai_ms: float, failure: str | None = None) -> None:
+        """The whole reply is known (after its last piece was added); ``ai_ms``: request to last token;
+        ``failure``: the reply is the apology because the responder failed (``Reply.failure``)."""
 
     def done(self) -> None:
         """Every piece is ready."""
@@ -151,7 +152,7 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
             add([apology or reply.text])
         if stopped.is_set():
             return False
-        sink.replied(reply.text, reply.action, ai_ms)
+        sink.replied(reply.text, reply.action, ai_ms, getattr(reply, "failure", None))
         with lock:
             lock.wait_for(lambda: stopped.is_set() or (state["finished"] == state["count"] and not waiting))
         if stopped.is_set():
@@ -196,10 +197,10 @@ class TurnSink:
             if self.on_first_piece is not None:
                 self.on_first_piece(time.time() - self.origin)
 
-    def replied(self, text: str, action: str, ai_ms: float) -> None:
+    def replied(self, text: str, action: str, ai_ms: float, failure: str | None = None) -> None:
         from app.voice import turn as T
 
-        self._write(lambda t: T.replied(t, text, action, t.pieces or (), ai_ms))
+        self._write(lambda t: T.replied(t, text, action, t.pieces or (), ai_ms, failure))
 
     def done(self) -> None:
         from app.voice import turn as T
