@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.config import Settings, exposure, load_settings
+from app.config import DEV_ADMIN_TOKEN, DEV_TWILIO_TOKEN, Settings, exposure, load_settings
 from app.errors import BusinessConfigError, ConfigError, WarmlineError
 
 EXIT_PROBLEMS = 3  # also gunicorn's "worker failed to boot" and precompute's configuration-error status
@@ -113,7 +113,8 @@ def diagnose(environ: Mapping[str, str] | None = None, *, overrides: Mapping[str
     return Report(tuple(checks))
 
 
-def _run(name: str, fn: Callable[..., list[str]], settings: Settings, businesses: Any, timeout_s: float) -> Check:
+def _run(name: str, fn: Callable[..., tuple[list[str], list[str]]], settings: Settings, businesses: Any,
+         timeout_s: float) -> Check:
     try:
         found, problems = fn(settings, businesses, timeout_s)
     except WarmlineError as exc:  # a check's own translated failure
@@ -124,8 +125,8 @@ def _run(name: str, fn: Callable[..., list[str]], settings: Settings, businesses
 def _describe_settings(s: Settings) -> str:
     exposed = exposure(s)
     where = "; ".join(exposed) if exposed else "loopback only"
-    tokens = "development tokens" if s.twilio_auth_token.startswith("dev-") or s.admin_token.startswith("dev-") \
-        else "own secrets"
+    dev = s.twilio_auth_token == DEV_TWILIO_TOKEN or s.admin_token == DEV_ADMIN_TOKEN
+    tokens = "development tokens" if dev else "own secrets"
     return f"{s.env}; bind {', '.join(s.bind)} ({where}); {tokens}; hop {s.hop_s:g} s, deadline {s.turn_deadline_s:g} s"
 
 

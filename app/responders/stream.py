@@ -196,7 +196,7 @@ class SafeStream:
             if self._out:
                 return self._end(Reply(" ".join(self._out), "continue"))
             apology = self._business.prompt("apology")
-            # the rest of this stream is the apology; reports count it as a responder failure
+            # the rest of this stream is the apology; it says why (reports count a responder failure)
             self._inner = one_shot(Reply(apology, "continue", failure=f"{type(exc).__name__}: {exc}"))
             return next(self)
         if self._chars + 1 + len(sentence) > self._max_chars and self._out:
@@ -214,7 +214,7 @@ class SafeStream:
         if reply is None or not self._out:
             reply = reply or Reply(self._business.prompt("apology"))
         if self._out and " ".join(reply.text.split()) != " ".join(self._out):
-            reply = Reply(" ".join(self._out), reply.action)
+            reply = Reply(" ".join(self._out), reply.action, failure=reply.failure)
         self._finish(reply)
         raise StopIteration
 

@@ -55,7 +55,7 @@ class Sink(Protocol):
 
     def replied(self, text: str, action: str, ai_ms: float, failure: str | None = None) -> None:
         """The whole reply is known (after its last piece was added); ``ai_ms``: request to last token;
-        ``failure``: the reply is the apology because the responder failed (``Reply.failure``)."""
+        ``failure``: why the reply is the apology (``Reply.failure``)."""
 
     def done(self) -> None:
         """Every piece is ready."""
@@ -152,7 +152,7 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
             add([apology or reply.text])
         if stopped.is_set():
             return False
-        sink.replied(reply.text, reply.action, ai_ms, getattr(reply, "failure", None))
+        sink.replied(reply.text, reply.action, ai_ms, reply.failure)
         with lock:
             lock.wait_for(lambda: stopped.is_set() or (state["finished"] == state["count"] and not waiting))
         if stopped.is_set():

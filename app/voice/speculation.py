@@ -340,7 +340,7 @@ class Speculator:
                     ready.add(i)
                     last = time.monotonic()
             if spec.status == DONE and len(ready) == copied:
-                sink.replied(spec.reply or "", spec.action or "continue", float(spec.ai_ms or 0.0), spec.error)
+                sink.replied(spec.reply or "", spec.action or "continue", float(spec.ai_ms or 0.0))
                 sink.done()
                 return True
             if time.monotonic() - last > stall_s:
@@ -417,8 +417,7 @@ class SpeculationSink:
         self.write(put)
 
     def replied(self, text: str, action: str, ai_ms: float, failure: str | None = None) -> None:
-        self.write(lambda s: dataclasses.replace(s, reply=text, action=action, ai_ms=round(ai_ms, 1),
-                                                 error=failure))
+        self.write(lambda s: dataclasses.replace(s, reply=text, action=action, ai_ms=round(ai_ms, 1)))
 
     def done(self) -> None:
         self.write(lambda s: dataclasses.replace(s, status=DONE))
