@@ -25,8 +25,11 @@ from app.voice.speculation import (
     Speculator,
     complete_and_stable,
     looks_complete,
+    spare_reserve,
     speech_key,
+    start_on_pool,
 )
+from app.voice.pool import BoundedPool
 
 ROOT = Path(__file__).resolve().parent.parent
 SID = "CA" + "1" * 32
@@ -396,3 +399,69 @@ def test_the_stream_is_read_as_the_model_writes_whatever_the_synthesis_backlog()
         gate.set()
         runner.join(10)
     assert result == [True] and all(p.get("url") for p in sink.pieces)
+
+
+class BlockedJobs:
+    """Real-turn stand-ins for a real pool: each job says it started, then holds its thread until released."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, threading.Event] = {}
+        self.release = threading.Event()
+
+    def job(self, name: str):
+        self.started[name] = threading.Event()
+
+        def run() -> str:
+            self.started[name].set()
+            assert self.release.wait(10)
+            return name
+
+        return run
+
+
+def test_a_speculation_never_takes_the_turn_thread_a_real_turn_needs(state, demo):
+    pool = BoundedPool(workers=2, queue=4, name="test-turn")
+    h = Harness(state, demo)
+    h.spec.start_job = lambda fn, *args: start_on_pool(pool, fn, *args)
+    real = BlockedJobs()
+    try:
+        first = pool.try_submit(real.job("turn 1"))
+        assert first is not None and real.started["turn 1"].wait(10)
+        # One thread is idle, but it is the last one: the speculation is refused, not started or queued.
+        assert h.partial("what time do you open", "what time do you open", 1) == "refused"
+        assert pool.in_flight == 1
+        spec = Speculation.from_dict(state.get_turn(SID, SLOT))
+        assert (spec.status, spec.error) == ("failed", "pool full")
+        second = pool.try_submit(real.job("turn 2"))  # the next real turn gets that thread at once
+        assert second is not None and real.started["turn 2"].wait(10)
+        real.release.set()
+        assert (first.result(10), second.result(10)) == ("turn 1", "turn 2")
+        # With the pool idle again the speculation may run (the reserve thread stays free meanwhile).
+        assert h.partial("what time do you open", "what time do you open", 2) == "started"
+    finally:
+        real.release.set()
+        pool.shutdown(wait=True)
+    spec = Speculation.from_dict(state.get_turn(SID, SLOT))
+    assert spec.status == "done" and spec.reply == "You said what time do you open. Anything else?"
+
+
+def test_spare_submission_never_queues_and_leaves_the_reserve_idle():
+    pool = BoundedPool(workers=4, queue=2, name="test-spare")
+    real = BlockedJobs()
+    try:
+        held = [pool.try_submit(real.job(f"turn {i}")) for i in (1, 2)]
+        assert all(held) and all(real.started[f"turn {i}"].wait(10) for i in (1, 2))
+        extra = pool.try_submit_spare(real.job("spec 1"), reserve=1)  # 3 of 4 threads busy, one left idle
+        assert extra is not None and real.started["spec 1"].wait(10)
+        assert pool.try_submit_spare(real.job("spec 2"), reserve=1) is None  # would take the last thread
+        assert pool.in_flight == 3 and pool.refused == 0
+        last = [pool.try_submit(real.job(f"turn {i}")) for i in (3, 4, 5)]  # real turns: the last thread, then the queue
+        assert all(last) and pool.in_flight == 6
+        assert pool.try_submit_spare(real.job("spec 3"), reserve=0) is None  # nothing idle: never queued
+        real.release.set()
+        assert [f.result(10) for f in (*held, extra, *last)] == ["turn 1", "turn 2", "spec 1", "turn 3", "turn 4",
+                                                                 "turn 5"]
+    finally:
+        real.release.set()
+        pool.shutdown(wait=True)
+    assert spare_reserve(2) == 1 and spare_reserve(48) == 12

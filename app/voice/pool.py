@@ -55,6 +55,26 @@ class BoundedPool:
         future.add_done_callback(self._release)
         return future
 
+    def try_submit_spare(self, fn: Callable[..., Any], /, *args: Any, reserve: int) -> Future | None:
+        """Run ``fn(*args)`` only if a thread is idle now with ``reserve`` more left idle; else None at once.
+
+        For optional work (a speculation): it never waits in the queue and never takes one of the last
+        ``reserve`` threads, so it cannot delay or displace a job :meth:`try_submit` would admit.
+        """
+        with self._lock:
+            if self._in_flight + 1 + max(0, reserve) > self.workers:
+                return None
+            if not self._admitted.acquire(blocking=False):  # cannot fail while in_flight < workers, but be exact
+                return None
+            self._in_flight += 1
+        try:
+            future = self._executor.submit(fn, *args)
+        except RuntimeError:  # shut down
+            self._release(None)
+            return None
+        future.add_done_callback(self._release)
+        return future
+
     def _release(self, _future: Future | None) -> None:
         with self._lock:
             self._in_flight -= 1

@@ -175,7 +175,7 @@ class Speculator:
     """Starts, settles and follows the speculations of this process's calls (see the module docstring).
 
     ``start_job(fn, *args)`` runs a speculation job on the process's turn pool (returns False when the
-    pool refused it); ``produce_job(business, call_sid, gen, history, text, sink)`` is the job's body
+    pool refused it; :func:`start_on_pool` refuses unless threads are spare, so real turns keep theirs); ``produce_job(business, call_sid, gen, history, text, sink)`` is the job's body
     (responder stream -> pieces -> clips, see :func:`app.voice.answer.produce`). ``quiet_s``: a
     transcript unchanged this long (and looking complete) starts a speculation even when Twilio's
     stable part never caught up.
@@ -348,8 +348,21 @@ class Speculator:
                 return False
 
 
+def spare_reserve(workers: int) -> int:
+    """Turn threads a speculation must leave idle: a quarter of the pool, at least one."""
+    return max(1, workers // 4)
+
+
 def start_on_pool(pool: Any, fn: Callable[..., Any], *args: Any) -> bool:
-    """Run ``fn(*args)`` on a turn pool; False when a bounded pool refused it (admission control)."""
+    """Run ``fn(*args)`` on a turn pool; False when a bounded pool refused it (admission control).
+
+    A speculation is optional work: on a pool that offers ``try_submit_spare`` (:class:`BoundedPool`)
+    it starts only on a thread that is idle now with :func:`spare_reserve` more idle threads left for
+    real turns -- it never waits in the queue (ahead of a final turn) and never takes the last threads.
+    """
+    try_spare = getattr(pool, "try_submit_spare", None)
+    if try_spare is not None:
+        return try_spare(fn, *args, reserve=spare_reserve(pool.workers)) is not None
     try_submit = getattr(pool, "try_submit", None)
     if try_submit is not None:
         return try_submit(fn, *args) is not None
@@ -424,4 +437,5 @@ class SpeculationSink:
 
 
 __all__ = ["MAX_PER_TURN", "SLOT", "Settled", "Speculation", "SpeculationDropped", "SpeculationSink", "Speculator",
-           "answer_job", "complete_and_stable", "looks_complete", "speculator", "speech_key", "start_on_pool"]
+           "answer_job", "complete_and_stable", "looks_complete", "spare_reserve", "speculator", "speech_key",
+           "start_on_pool"]
