@@ -256,16 +256,7 @@ class OpenAIResponder:
             with self.client.stream(
                 "POST", self.url, json=body, headers=headers, timeout=httpx.Timeout(self.timeout_s)
             ) as resp:
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_RESPONSE_BYTES:
-                        raise ResponderError(f"LLM reply larger than {MAX_RESPONSE_BYTES} bytes")
-                    if time.monotonic() > deadline:
-                        raise ResponderError(f"LLM reply took longer than {self.timeout_s} s")
-                    chunks.append(chunk)
-                raw = b"".join(chunks)
+                raw = _read_bounded(resp, deadline, self.timeout_s)
                 status = resp.status_code
         except httpx.TimeoutException as exc:
             raise ResponderError(f"LLM timed out after {self.timeout_s} s: {type(exc).__name__}") from exc
@@ -273,10 +264,7 @@ class OpenAIResponder:
             raise ResponderError(f"LLM request failed: {type(exc).__name__}: {exc}") from exc
         if not 200 <= status < 300:
             raise ResponderError(f"LLM answered HTTP {status}: {raw[:200].decode('utf-8', 'replace')}")
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ResponderError(f"LLM reply is not JSON: {exc}") from exc
+        return _json(raw)
 
 
 def _read_bounded(resp: httpx.Response, deadline: float, timeout_s: float) -> bytes:
