@@ -205,14 +205,18 @@ def _check_voices(settings: Settings, businesses: Any, timeout_s: float) -> tupl
 
 
 def _check_data_dir(settings: Settings, businesses: Any, timeout_s: float) -> tuple[list[str], list[str]]:
-    directory = Path(settings.data_dir)
+    return _check_writable("WARMLINE_DATA_DIR", Path(settings.data_dir))
+
+
+def _check_writable(var: str, directory: Path) -> tuple[list[str], list[str]]:
+    """``directory`` exists (made if missing) and takes a file: a probe written and removed."""
     probe = directory / f".doctor-{os.getpid()}"
     try:
         directory.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
-        return [], [f"WARMLINE_DATA_DIR={directory}: not writable: {exc.strerror or exc}"]
+        return [], [f"{var}={directory}: not writable: {exc.strerror or exc}"]
     return [f"{directory} writable"], []
 
 
@@ -288,15 +292,7 @@ def _check_events(settings: Settings, businesses: Any, timeout_s: float) -> tupl
         except _FOREIGN_ERRORS as exc:
             return [], [f"{var}={location}: the events bucket does not answer a listing: {exc}"]
         return [f"{location}: private bucket answers (listing raw/)"], []
-    directory = Path(location).expanduser()
-    probe = directory / f".doctor-{os.getpid()}"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        return [], [f"{var}={directory}: not writable: {exc.strerror or exc}"]
-    return [f"{directory} writable"], []
+    return _check_writable(var, Path(location).expanduser())
 
 
 def _check_state(settings: Settings, businesses: Any, timeout_s: float) -> tuple[list[str], list[str]]:
