@@ -293,3 +293,18 @@ class EventLog:
                         yield json.loads(line)
                     except json.JSONDecodeError:
                         continue
+
+
+def spoken_of(sentence: dict[str, Any]) -> str:
+    """How a logged sentence was heard; seed (v1) events without ``spoken`` are read from hit/source/voice.
+
+    A seed sentence without ``hit`` raises KeyError (the report counts such a line as malformed).
+    """
+    spoken = sentence.get("spoken")
+    if spoken in SPOKEN:
+        return spoken
+    if sentence.get("source") == "say":
+        return "say"
+    if sentence.get("voice"):
+        return "fallback_voice"
+    return "cache" if sentence["hit"] is True else "live"

@@ -52,7 +52,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from app.events import SAY_OUTCOMES, SPOKEN
+from app.events import SAY_OUTCOMES, SPOKEN, spoken_of
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0)
 turn_logger = logging.getLogger("warmline.turns")
@@ -136,18 +136,6 @@ def record_turn(event: dict[str, Any]) -> None:
         m.ai.observe(event["ai_ms"] / 1000)
     if isinstance(event.get("tts_ms"), (int, float)) and (event.get("chars_live") or 0) > 0:
         m.tts.labels(_provider(event.get("voice"))).observe(event["tts_ms"] / 1000)
-
-
-def spoken_of(sentence: dict[str, Any]) -> str:
-    """How a logged sentence was heard; seed (v1) events without ``spoken`` are read from hit/source/voice."""
-    spoken = sentence.get("spoken")
-    if spoken in SPOKEN:
-        return spoken
-    if sentence.get("source") == "say":
-        return "say"
-    if sentence.get("voice"):
-        return "fallback_voice"
-    return "cache" if sentence.get("hit") is True else "live"
 
 
 def record_synthesis_error(provider: str, exc: BaseException | str) -> None:

@@ -58,8 +58,10 @@ from typing import Any
 
 import numpy as np
 
+from app.events import SAY_OUTCOMES
+from app.events import spoken_of as _spoken_of
+
 ARMS = ("warmline", "control")
-SAY_OUTCOMES = frozenset(("fallback", "apology"))
 DEFAULT_TOP_MISSES = 20
 DEFAULT_MIN_CALLS = 3
 CALLS_CAP = 16
@@ -87,7 +89,6 @@ N_BUCKETS = len(EDGES) + 1
 # A latency sample is null, an int or a float. Floats are always finite: orjson rejects NaN and
 # Infinity, and the stdlib fallback is told to (a NaN would break the percentile ordering).
 _MS_TYPES = frozenset((int, float, type(None)))
-_SPOKEN = frozenset(("cache", "live", "fallback_voice", "say"))
 
 
 def _reject_constant(name: str) -> None:
@@ -529,17 +530,6 @@ def exact_latency(groups: Iterable[_Group], name: str, percentiles: Sequence[int
     return Latency(count=len(values), **{f"p{p}": nearest_rank(values, p) for p in percentiles})
 
 
-def _spoken(sen: dict) -> str:
-    spoken = sen.get("spoken")
-    if spoken in _SPOKEN:
-        return spoken
-    if sen.get("source") == "say":
-        return "say"
-    if sen.get("voice"):
-        return "fallback_voice"
-    return "cache" if sen["hit"] is True else "live"
-
-
 class _Fold:
     """The streaming state of one report: groups by (business, day, arm, host), misses, counts.
 
@@ -575,7 +565,7 @@ class _Fold:
         loads = _loads
         say = SAY_OUTCOMES
         ms_types = _MS_TYPES
-        spoken_of = _spoken
+        spoken_of = _spoken_of
         bucket = bisect_left
         edges = EDGES
         exact = self.exact
