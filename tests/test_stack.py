@@ -28,6 +28,7 @@ import redis
 
 from app.speech.wav import validate_ulaw_wav
 from simulator.demo import DEMO_SCRIPT
+from simulator.load import process_tree
 from simulator.twilio_client import CallConfig, run_call
 from stack.services import CLIPS_BUCKET, EVENTS_BUCKET, ROOT
 from tests.faults_support import wait_until
@@ -41,19 +42,7 @@ SCHEDULER_LEASE = "warmline-ops:precompute:scheduler"
 
 def descendants(pid: int) -> set[int]:
     """Every live process below ``pid`` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.add(child)
-            todo.append(child)
-    return out
+    return set(process_tree(pid)) - {pid}
 
 
 def alive(pid: int) -> bool:
