@@ -47,13 +47,7 @@ class BoundedPool:
             return None
         with self._lock:
             self._in_flight += 1
-        try:
-            future = self._executor.submit(fn, *args)
-        except RuntimeError:  # shut down
-            self._release(None)
-            return None
-        future.add_done_callback(self._release)
-        return future
+        return self._launch(fn, args)
 
     def try_submit_spare(self, fn: Callable[..., Any], /, *args: Any, reserve: int) -> Future | None:
         """Run ``fn(*args)`` only if a thread is idle now with ``reserve`` more left idle; else None at once.
@@ -67,6 +61,10 @@ class BoundedPool:
             if not self._admitted.acquire(blocking=False):  # cannot fail while in_flight < workers, but be exact
                 return None
             self._in_flight += 1
+        return self._launch(fn, args)
+
+    def _launch(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Future | None:
+        """Submit an admitted job (its slot already counted); the slot is released when it ends or cannot start."""
         try:
             future = self._executor.submit(fn, *args)
         except RuntimeError:  # shut down
