@@ -371,6 +371,8 @@ class DiskCallState(_Base):
     def __init__(self, directory: str | Path, *, timeout_s: float = 10.0) -> None:
         self.directory = Path(directory)
         self._changes = _Changes()
+        self._timeout_s = timeout_s
+        self._writer = (os.getpid(), threading.Lock())
         with self._guard():
             self._cache = diskcache.Cache(
                 str(self.directory), eviction_policy="none", tag_index=True, timeout=timeout_s
@@ -386,6 +388,27 @@ class DiskCallState(_Base):
             raise StateError(f"diskcache state at {self.directory}: {exc}") from exc
         except diskcache.Timeout as exc:
             raise StateError(f"diskcache state at {self.directory}: database locked (timeout)") from exc
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction, queued behind this process's other writers on a lock.
+
+        SQLite's busy handler makes a blocked writer sleep and retry (up to 100 ms a try), so with
+        dozens of threads of one process the next holder of the write lock is a lottery and some
+        starve past the timeout; a process-local lock hands it on at once, leaving SQLite to
+        arbitrate between processes only. Bounded by the same timeout (:class:`StateError`).
+        """
+        pid, lock = self._writer
+        if pid != os.getpid():  # forked: a lock copied from the parent may look held
+            self._writer = (os.getpid(), threading.Lock())
+            lock = self._writer[1]
+        if not lock.acquire(timeout=self._timeout_s):
+            raise StateError(f"diskcache state at {self.directory}: database locked (timeout, in this process)")
+        try:
+            with self._guard(), self._cache.transact():
+                yield
+        finally:
+            lock.release()
 
     @staticmethod
     def _call_key(call_sid: str) -> str:
@@ -408,7 +431,7 @@ class DiskCallState(_Base):
         fence: dict[str, Any] | None = None,
     ) -> Record | None:
         ttl = _check_ttl(ttl_s)
-        with self._guard(), self._cache.transact():
+        with self._writing():
             current = _loads(self._cache.get(key), what)
             if current is None and not create:
                 return None
@@ -422,7 +445,7 @@ class DiskCallState(_Base):
     def delete_call(self, call_sid: str) -> None:
         """Remove the call, all its turns and its leases, atomically."""
         _check_sid(call_sid)
-        with self._guard(), self._cache.transact():
+        with self._writing():
             self._cache.evict(call_sid)
 
     def _group(self, call_sid: str, what: str) -> str:
@@ -434,7 +457,7 @@ class DiskCallState(_Base):
         _check_lease(name, owner)
         ttl = _check_ttl(ttl_s)
         key = self._lease_key(name)
-        with self._guard(), self._cache.transact():
+        with self._writing():
             current = self._cache.get(key)
             if current is not None and current != owner:
                 return False
@@ -446,7 +469,7 @@ class DiskCallState(_Base):
         _check_lease(name, owner)
         ttl = _check_ttl(ttl_s)
         key = self._lease_key(name)
-        with self._guard(), self._cache.transact():
+        with self._writing():
             if self._cache.get(key) != owner:
                 return False
             self._cache.set(key, owner, expire=ttl, tag=lease_call(name))
@@ -456,7 +479,7 @@ class DiskCallState(_Base):
         """Drop the lease if ``owner`` holds it; True if it was released."""
         _check_lease(name, owner)
         key = self._lease_key(name)
-        with self._guard(), self._cache.transact():
+        with self._writing():
             if self._cache.get(key) != owner:
                 return False
             return bool(self._cache.delete(key))

@@ -475,3 +475,37 @@ def test_corrupt_entries_raise_state_error(state: CallState) -> None:
         state._r.set(f"warmline:call:{SID}", "[1, 2]")
     with pytest.raises(StateError, match="corrupt call"):
         state.get_call(SID)
+
+
+# --- the diskcache writers' queue --------------------------------------------------------------
+
+
+def test_disk_writers_of_one_process_queue_on_a_lock_bounded_by_the_timeout(tmp_path: Path) -> None:
+    st = DiskCallState(tmp_path / "state", timeout_s=0.2)
+    st.update_call(SID, lambda _: new_call("demo", "warmline"), 60)
+    _pid, lock = st._writer
+    with lock:  # another thread of this process is mid-write
+        with pytest.raises(StateError, match="database locked"):
+            st.update_call(SID, bump, 60)
+        assert st.get_call(SID)["turn"] == 0  # reads never queue behind writers
+    assert st.update_call(SID, bump, 60)["turn"] == 1
+    st.close()
+
+
+def test_a_forked_child_does_not_inherit_a_held_writer_lock(tmp_path: Path) -> None:
+    import os
+
+    st = DiskCallState(tmp_path / "state", timeout_s=2.0)
+    st.update_call(SID, lambda _: new_call("demo", "warmline"), 60)
+    _pid, lock = st._writer
+    with lock:  # held by this thread at the moment of the fork
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = 0 if st.update_call(SID, bump, 60)["turn"] == 1 else 2
+            finally:
+                os._exit(code)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert st.get_call(SID)["turn"] == 1
+    st.close()
