@@ -109,6 +109,7 @@ def test_listen_config_defaults_and_whole_second_timeouts(tmp_path):
 
 def test_the_partial_webhook_is_signed_ignores_its_body_and_notes_the_transcript(client, app):
     call_sid = new_call_sid()
+    state = app.extensions["warmline"].state
     signed_post(client, "/voice/incoming/demo", twilio_form(call_sid))
     form = twilio_form(call_sid, UnstableSpeechResult="what time do", StableSpeechResult="what", SequenceNumber="1")
     path = f"/voice/partial/demo/{call_sid}?turn=1"
@@ -116,9 +117,17 @@ def test_the_partial_webhook_is_signed_ignores_its_body_and_notes_the_transcript
     response = signed_post(client, path, form)
     assert response.status_code == 200 and response.mimetype == "text/xml"
     assert verbs(response.data) == []
-    spec = Speculation.from_dict(app.extensions["warmline"].state.get_turn(call_sid, SLOT))
-    assert (spec.turn, spec.seq, spec.text, spec.stable, spec.count, spec.status) == (
-        1, 1, "what time do", "what", 0, "idle")  # noted; incomplete, so no speculation
-    late = signed_post(client, f"/voice/partial/demo/{call_sid}?turn=7", {**form, "SequenceNumber": "2"})
+    assert state.get_turn(call_sid, SLOT) is None  # incomplete: read, nothing written, no speculation
+    app.extensions["warmline"].__dict__["speculator"].enabled = False  # note the transcript, start no job
+    done = {**form, "UnstableSpeechResult": "what time do you open", "StableSpeechResult": "what time do you open",
+            "SequenceNumber": "2"}
+    assert signed_post(client, path, done).status_code == 200
+    assert state.get_turn(call_sid, SLOT) is None  # speculation off: still nothing written
+    app.extensions["warmline"].__dict__["speculator"].enabled = True
+    assert signed_post(client, path, done).status_code == 200
+    spec = Speculation.from_dict(state.get_turn(call_sid, SLOT))
+    assert (spec.turn, spec.seq, spec.text, spec.stable, spec.count, spec.key) == (
+        1, 2, "what time do you open", "what time do you open", 1, "what time do you open")  # one write: noted + started
+    late = signed_post(client, f"/voice/partial/demo/{call_sid}?turn=7", {**form, "SequenceNumber": "3"})
     assert late.status_code == 200
-    assert Speculation.from_dict(app.extensions["warmline"].state.get_turn(call_sid, SLOT)).seq == 1
+    assert Speculation.from_dict(state.get_turn(call_sid, SLOT)).seq == 2

@@ -107,6 +107,17 @@ class RecordingSink:
         self.log.append("done")
         self.finished = True
 
+    def progress(self, step):  # what a follower hands over: the steps in order
+        self.log.append(("progress", len(step.added), len(step.ready), step.done))
+        if step.added:
+            self.pieces_added(step.added)
+        for i, piece in step.ready:
+            self.piece_ready(i, piece)
+        if step.reply is not None:
+            self.replied(*step.reply)
+        if step.done:
+            self.done()
+
 
 def clip_of(text: str) -> dict:
     return {"text": text, "url": f"/cdn/{canon(text)}.wav", "hit": False, "source": "synth"}
@@ -465,3 +476,23 @@ def test_spare_submission_never_queues_and_leaves_the_reserve_idle():
         real.release.set()
         pool.shutdown(wait=True)
     assert spare_reserve(2) == 1 and spare_reserve(48) == 12
+
+
+def test_a_partial_that_changes_nothing_writes_nothing(state, demo):
+    h = Harness(state, demo)
+    assert h.partial("what time do", "what", 1) == "noted"
+    assert h.partial("what time do you", "what time", 2) == "noted"
+    assert state.get_turn(SID, SLOT) is None  # read and dropped: no state write per partial
+    assert h.partial("what time do you open", "what time do you open", 3) == "started"
+    spec = Speculation.from_dict(state.get_turn(SID, SLOT))
+    assert (spec.seq, spec.text, spec.count) == (3, "what time do you open", 1)  # noted and started in one write
+    assert h.partial("what time do you open", "what time do you open", 4) == "already"
+    assert Speculation.from_dict(state.get_turn(SID, SLOT)).seq == 3  # "already": nothing written either
+
+
+def test_without_a_stable_part_an_incomplete_partial_still_fences_the_quiet_window(state, demo):
+    h = Harness(state, demo)
+    assert h.partial("what are your hours", "", 1) == "waiting"
+    assert h.partial("what are your hours and", "", 2) == "noted"  # recorded: the caller is still speaking
+    (_, check), = h.timers
+    assert check() == "stale" and h.jobs == []

@@ -82,6 +82,7 @@ class Speculation:
     reply: str | None = None
     action: str | None = None
     ai_ms: float | None = None
+    failure: str | None = None  # why the reply is the apology (``Reply.failure``), kept for the adopting turn
     error: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -104,6 +105,18 @@ class Speculation:
     @property
     def live(self) -> bool:
         return self.count > 0 and self.fate is None and self.status in (RUNNING, DONE)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What an adopted speculation did since its follower last looked, handed over in one step:
+    ``added`` piece texts (appended in order), ``ready`` (index, piece) entries, and once every piece
+    is ready the ``reply`` (text, action, ai_ms, failure) with ``done``."""
+
+    added: tuple[str, ...] = ()
+    ready: tuple[tuple[int, Piece], ...] = ()
+    reply: tuple[str, str, float, str | None] | None = None
+    done: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,12 @@ def looks_complete(text: str) -> bool:
 def complete_and_stable(unstable: str, stable: str) -> bool:
     """Twilio's stable part has caught up with the running transcript, which looks complete."""
     return bool(stable.strip()) and speech_key(stable) == speech_key(unstable) and looks_complete(unstable)
+
+
+def _for_turn(spec: Speculation, turn: int) -> Speculation:
+    """The record for ``turn``: a fresh one when it still holds an older turn's (its new generation
+    fences out any job of the old one)."""
+    return spec if spec.turn == turn else Speculation(turn=turn, gen=spec.gen + 1)
 
 
 class _Timers:
@@ -205,49 +224,75 @@ class Speculator:
     # --- partial results -------------------------------------------------------------------------
     def on_partial(self, business: Business, call: Mapping[str, Any] | None, call_sid: str, *, turn: int | None,
                    unstable: str, stable: str, seq: int) -> str:
-        """Take one partial result; returns what was done ("off", "stale", "noted", "started", ...)."""
+        """Take one partial result; returns what was done ("off", "stale", "noted", "started", ...).
+
+        Most partials change nothing: they are read against the record and dropped ("noted"), with no
+        write. A partial is written only when it starts a speculation (the note and the start are one
+        write) or, from a recognizer that reports no stable part, to arm the quiet window (every such
+        partial is recorded, so a newer one fences the older one's timer).
+        """
         if not (business.speculate and business.partial_results) or not call or call.get("arm") == "control":
             return "off"
         upcoming = int(call.get("turn") or 0) + 1
         if (turn is not None and turn != upcoming) or not unstable.strip():
             return "stale"
-        now = self.clock()
+        seen = self.get(call_sid)
+        if seen.turn == upcoming and (seen.closed or seq <= seen.seq):
+            return "stale"
+        history = list(call.get("history") or [])
+        if not self.enabled:
+            return "noted"
+        if complete_and_stable(unstable, stable):
+            if seen.turn == upcoming and seen.live and seen.key == speech_key(unstable):
+                return "already"  # the live speculation answers this text: nothing to write
+            return self._maybe_start(business, call_sid, upcoming, seq, history, heard=(unstable, stable))
+        if not stable.strip() and looks_complete(unstable):
+            # A recognizer that reports no stable part at all: a transcript left unchanged for the quiet
+            # window stands in for it. Where Twilio reports one, only its catching up starts a speculation
+            # (a late partial on a loaded network must not start one mid-sentence).
+            if self._note(call_sid, upcoming, seq, unstable, stable) == "stale":
+                return "stale"
+            self.timers.call_later(self.quiet_s, lambda: self._maybe_start(business, call_sid, upcoming, seq, history))
+            return "waiting"
+        if not stable.strip():
+            # Not complete, from a recognizer without a stable part: recorded, so that it fences the
+            # quiet-window timer of an earlier complete-looking partial.
+            return "stale" if self._note(call_sid, upcoming, seq, unstable, stable) == "stale" else "noted"
+        return "noted"
+
+    def _note(self, call_sid: str, turn: int, seq: int, unstable: str, stable: str) -> str:
+        """Record partial ``seq`` as the latest of ``turn`` ("stale" when a newer one or the final result came)."""
         box: dict[str, bool] = {}
+        now = self.clock()
 
         def note(spec: Speculation) -> Speculation:
-            if spec.turn != upcoming:
-                # A new turn: a fresh record, and a new generation fences out any job of the old one.
-                spec = Speculation(turn=upcoming, gen=spec.gen + 1)
+            spec = _for_turn(spec, turn)
             if spec.closed or seq <= spec.seq:
                 box["stale"] = True
                 return spec
             return dataclasses.replace(spec, seq=seq, text=unstable, stable=stable, heard_at=now)
 
         self._update(call_sid, note)
-        if box.get("stale"):
-            return "stale"
-        history = list(call.get("history") or [])
-        if not self.enabled:
-            return "noted"
-        if complete_and_stable(unstable, stable):
-            return self._maybe_start(business, call_sid, upcoming, seq, history)
-        if not stable.strip() and looks_complete(unstable):
-            # A recognizer that reports no stable part at all: a transcript left unchanged for the quiet
-            # window stands in for it. Where Twilio reports one, only its catching up starts a speculation
-            # (a late partial on a loaded network must not start one mid-sentence).
-            self.timers.call_later(self.quiet_s, lambda: self._maybe_start(business, call_sid, upcoming, seq, history))
-            return "waiting"
-        return "noted"
+        return "stale" if box.get("stale") else "noted"
 
     def _maybe_start(self, business: Business, call_sid: str, turn: int, seq: int,
-                     history: list[dict[str, Any]]) -> str:
-        """Start a speculation on the transcript of partial ``seq`` if it is still the latest and worth one."""
+                     history: list[dict[str, Any]], *, heard: tuple[str, str] | None = None) -> str:
+        """Start a speculation on the transcript of partial ``seq`` if it is still the latest and worth one.
+
+        ``heard`` (unstable, stable): the partial itself, recorded by this same write (it must be newer
+        than any recorded); without it, the partial was recorded before (the quiet window's check) and
+        must still be the latest.
+        """
         box: dict[str, Any] = {}
+        now = self.clock()
 
         def start(spec: Speculation) -> Speculation:
-            if spec.turn != turn or spec.closed or spec.seq != seq:
+            spec = _for_turn(spec, turn)
+            if spec.closed or (seq <= spec.seq if heard is not None else spec.seq != seq):
                 box["why"] = "stale"
                 return spec
+            if heard is not None:
+                spec = dataclasses.replace(spec, seq=seq, text=heard[0], stable=heard[1], heard_at=now)
             key = speech_key(spec.text)
             if spec.live and spec.key == key:
                 box["why"] = "already"
@@ -259,7 +304,7 @@ class Speculator:
             return dataclasses.replace(
                 spec, gen=spec.gen + 1, count=spec.count + 1, key=key, utterance=spec.text,
                 history_len=len(history), status=RUNNING, fate=None, started=self.clock(), pieces=(), reply=None,
-                action=None, ai_ms=None, error=None)
+                action=None, ai_ms=None, failure=None, error=None)
 
         spec = self._update(call_sid, start)
         if box["why"] != "started":
@@ -311,8 +356,11 @@ class Speculator:
     def follow(self, call_sid: str, gen: int, sink: Any, *, stall_s: float = 3.0) -> bool:
         """Copy the adopted speculation ``gen`` into ``sink`` (a turn's) as it progresses; True when it completed.
 
-        False when it failed, was replaced, or made no progress for ``stall_s`` seconds (its process
-        died): the caller then decides (nothing copied: run the turn itself).
+        Each wake-up hands everything new to ``sink.progress`` at once (:class:`Progress`: one state
+        write for a :class:`~app.voice.answer.TurnSink`), so a speculation that finished before it was
+        adopted is copied in one write. False when it failed, was replaced, or made no progress for
+        ``stall_s`` seconds (its process died): the caller then decides (nothing copied: run the turn
+        itself).
         """
         copied = 0
         ready: set[int] = set()
@@ -330,18 +378,17 @@ class Speculator:
             spec = Speculation.from_dict(record)
             if spec.gen != gen or spec.status == FAILED:
                 return False
-            if len(spec.pieces) > copied:
-                sink.pieces_added([p["text"] for p in spec.pieces[copied:]])
+            added = tuple(p["text"] for p in spec.pieces[copied:])
+            now_ready = tuple((i, dict(p)) for i, p in enumerate(spec.pieces)
+                              if i not in ready and (p.get("url") or p.get("failed")))
+            finished = spec.status == DONE and len(ready) + len(now_ready) == len(spec.pieces)
+            reply = (spec.reply or "", spec.action or "continue", float(spec.ai_ms or 0.0), spec.failure) if finished else None
+            if added or now_ready or finished:
+                sink.progress(Progress(added=added, ready=now_ready, reply=reply, done=finished))
                 copied = len(spec.pieces)
+                ready.update(i for i, _ in now_ready)
                 last = time.monotonic()
-            for i, piece in enumerate(spec.pieces):
-                if i not in ready and (piece.get("url") or piece.get("failed")):
-                    sink.piece_ready(i, dict(piece))
-                    ready.add(i)
-                    last = time.monotonic()
-            if spec.status == DONE and len(ready) == copied:
-                sink.replied(spec.reply or "", spec.action or "continue", float(spec.ai_ms or 0.0))
-                sink.done()
+            if finished:
                 return True
             if time.monotonic() - last > stall_s:
                 log.warning("adopted speculation %s/%d made no progress for %.1f s", call_sid, gen, stall_s)
@@ -430,12 +477,12 @@ class SpeculationSink:
         self.write(put)
 
     def replied(self, text: str, action: str, ai_ms: float, failure: str | None = None) -> None:
-        self.write(lambda s: dataclasses.replace(s, reply=text, action=action, ai_ms=round(ai_ms, 1)))
+        self.write(lambda s: dataclasses.replace(s, reply=text, action=action, ai_ms=round(ai_ms, 1), failure=failure))
 
     def done(self) -> None:
         self.write(lambda s: dataclasses.replace(s, status=DONE))
 
 
-__all__ = ["MAX_PER_TURN", "SLOT", "Settled", "Speculation", "SpeculationDropped", "SpeculationSink", "Speculator",
+__all__ = ["MAX_PER_TURN", "SLOT", "Progress", "Settled", "Speculation", "SpeculationDropped", "SpeculationSink", "Speculator",
            "answer_job", "complete_and_stable", "looks_complete", "spare_reserve", "speculator", "speech_key",
            "start_on_pool"]
