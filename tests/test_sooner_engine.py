@@ -154,3 +154,39 @@ def test_a_speculation_still_running_when_the_final_result_arrives_is_followed_a
     turn = a.engine.get(call_sid, 1)
     assert turn.status == T.DONE and turn.extra["speculation"] == "adopted"
     assert turn.text == "Here is the first part. And here is the second part." and responder.asked == ["are you open today"]
+
+
+def test_a_finished_speculation_is_copied_into_the_turn_in_one_write_failure_and_all(rig):
+    from app.errors import ResponderError
+
+    demo, responder, a = rig
+
+    def down(business, history, utterance):
+        responder.asked.append(utterance)
+        raise ResponderError("the model is down")
+
+    responder.stream = down
+    call_sid = new_call_sid()
+    a.engine.ensure_call(demo, call_sid)
+    spec = speculator(a.engine.rt)
+    assert spec.on_partial(demo, a.rt.state.get_call(call_sid), call_sid, turn=1, unstable="what time do you open",
+                           stable="what time do you open", seq=1) == "started"
+    a.pool.run_next()  # the speculation ends with the apology (the responder failed)
+    assert Speculation.from_dict(a.rt.state.get_turn(call_sid, SLOT)).failure
+    settle_flow(a, demo, call_sid, "What time do you open?")
+    writes: list[int] = []
+    update_turn = a.rt.state.update_turn
+
+    def counted(sid, n, fn, ttl, **kw):
+        writes.append(n)
+        return update_turn(sid, n, fn, ttl, **kw)
+
+    a.rt.state.update_turn = counted
+    try:
+        a.pool.run_next()  # the turn's job: start, then the whole speculation copied at once
+    finally:
+        del a.rt.state.update_turn
+    assert writes == [1, 1]  # queued -> running, then one copy (pieces, clips, reply, done)
+    turn = a.engine.get(call_sid, 1)
+    assert turn.status == T.DONE and turn.text == demo.prompt("apology") and turn.failure
+    assert responder.asked == ["what time do you open"]

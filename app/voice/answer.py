@@ -207,6 +207,28 @@ class TurnSink:
 
         self._write(T.complete)
 
+    def progress(self, step: Any) -> None:
+        """Several steps at once, in one write (:class:`app.voice.speculation.Progress`, from a followed
+        speculation): pieces added, pieces ready, and when it finished the reply and ``done``."""
+        from app.voice import turn as T
+
+        def apply(t: Any) -> Any:
+            if step.added:
+                t = T.extend(t, [{"text": x} for x in step.added])
+            for i, piece in step.ready:
+                t = T.piece_ready(t, i, piece)
+            if step.reply is not None:
+                text, action, ai_ms, failure = step.reply
+                t = T.replied(t, text, action, t.pieces or (), ai_ms, failure)
+            return T.complete(t) if step.done else t
+
+        self._write(apply)
+        self.added += len(step.added)
+        if any(i == 0 for i, _ in step.ready) and not self._first.is_set():
+            self._first.set()
+            if self.on_first_piece is not None:
+                self.on_first_piece(time.time() - self.origin)
+
 
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
