@@ -206,7 +206,7 @@ class CallFlow:
             return self._answer(business, urls, n, turn, played=0, outcome="instant")
         if turn.status == FAILED and not turn.text:
             return self._fallback(business, urls, n, turn, 0)  # refused (overloaded): say so now, no filler first
-        filler_text = self._choose_filler(business, urls, turn)
+        filler_text = self._choose_filler(business, urls, turn, avoid=call.get("last_filler_text"))
         filler = self.fixed(business, filler_text, urls)
         elapsed = (time.time() - t0) * 1000
         self.engine.update(urls.call_sid, n, lambda t: T.filler_played(t, filler_text, elapsed))
@@ -242,21 +242,15 @@ class CallFlow:
                 out.append((text, clip.duration_s))
         return out
 
-    def _choose_filler(self, business: Business, urls: Urls, turn: Turn) -> str:
+    def _choose_filler(self, business: Business, urls: Urls, turn: Turn, *, avoid: str | None = None) -> str:
         """The first filler: the longest phrase that ends before the answer is expected (a short "Sure."
-        when it is close), from the business's short fillers and fillers whose clips exist."""
+        when it is close), from the business's short fillers and fillers whose clips exist; never
+        ``avoid``, the filler the caller heard last (the call record's ``last_filler_text``, written
+        when that turn ended)."""
         phrases = self._durations(business, (*business.short_fillers, *business.fillers))
         if not phrases:
             return self.engine.next_filler(business, urls.call_sid)
-        box: dict[str, str] = {}
-
-        def pick(call: dict[str, Any]) -> dict[str, Any]:  # never the filler this call heard last
-            box["text"] = fillers.choose(phrases, self._expected_wait(business, turn), avoid=call.get("last_filler_text"))
-            return {**call, "last_filler_text": box["text"]}
-
-        if self.rt.state.update_call(urls.call_sid, pick, self.engine.ttl, create=False) is None:
-            return fillers.choose(phrases, self._expected_wait(business, turn))
-        return box["text"]
+        return fillers.choose(phrases, self._expected_wait(business, turn), avoid=avoid)
 
     def _choose_bridge(self, business: Business, urls: Urls, turn: Turn) -> str:
         """A bridge chosen like the filler: the longest phrase that ends before the answer is expected (the
@@ -467,7 +461,7 @@ class CallFlow:
         """After the one write that ended turn N: commit what was heard (unless ``committed``), learn its pace,
         write its event."""
         if not committed:
-            self.engine.commit(urls.call_sid, n, ended.heard or "")
+            self.engine.commit(urls.call_sid, n, ended.heard or "", filler=ended.filler)
         self.pacing.observe_ai(business.id, ended.ai_ms)
         self._log_event(business, urls, "warmline",
                         {"outcome": ended.ended, "fallback": fallback,

@@ -229,11 +229,17 @@ class TurnEngine:
 
         return self.rt.state.update_call(call_sid, add, self.ttl)
 
-    def commit(self, call_sid: str, turn: int, heard: str) -> None:
-        """Append what the caller heard as the agent's line and close turn N (never re-creating an ended call)."""
+    def commit(self, call_sid: str, turn: int, heard: str, *, filler: str | None = None) -> None:
+        """Append what the caller heard as the agent's line and close turn N (never re-creating an ended call).
+
+        ``filler``: the filler the turn played, kept as the call's ``last_filler_text`` (the next turn
+        does not open with the same one).
+        """
 
         def add(call: dict[str, Any]) -> dict[str, Any]:
             call = dict(call)
+            if filler:
+                call["last_filler_text"] = filler
             call["history"] = list(call.get("history", [])) + [{"role": "agent", "text": heard}]
             if call.get("open") == turn:
                 call["open"] = None
