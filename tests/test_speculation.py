@@ -77,6 +77,8 @@ class Stream:
 
 
 class RecordingSink:
+    """A Sink that records each write (``("step", added, ready indices, done)``) and the answer it builds."""
+
     stops = (SpeculationDropped,)
 
     def __init__(self, log=None, drop_at=None):
@@ -87,36 +89,22 @@ class RecordingSink:
         self.drop_at = drop_at
         self.lock = threading.Lock()
 
-    def pieces_added(self, texts):
+    def check(self):
         with self.lock:
-            self.log.append(("added", tuple(texts)))
-            self.pieces.extend({"text": t} for t in texts)
-
-    def piece_ready(self, i, piece):
-        with self.lock:
-            if self.drop_at is not None and i >= self.drop_at:
+            if self.drop_at is not None and len(self.pieces) > self.drop_at:
                 raise SpeculationDropped("dropped")
-            self.log.append(("ready", i))
-            self.pieces[i] = dict(piece)
 
-    def replied(self, text, action, ai_ms, failure=None):
-        self.log.append(("replied", text, action))
-        self.reply = (text, action)
-
-    def done(self):
-        self.log.append("done")
-        self.finished = True
-
-    def progress(self, step):  # what a follower hands over: the steps in order
-        self.log.append(("progress", len(step.added), len(step.ready), step.done))
-        if step.added:
-            self.pieces_added(step.added)
-        for i, piece in step.ready:
-            self.piece_ready(i, piece)
-        if step.reply is not None:
-            self.replied(*step.reply)
-        if step.done:
-            self.done()
+    def progress(self, step):
+        with self.lock:
+            if self.drop_at is not None and any(i >= self.drop_at for i, _ in step.ready):
+                raise SpeculationDropped("dropped")
+            self.log.append(("step", tuple(step.added), tuple(i for i, _ in step.ready), step.done))
+            self.pieces.extend({"text": t} for t in step.added)
+            for i, piece in step.ready:
+                self.pieces[i] = dict(piece)
+            if step.reply is not None:
+                self.reply = step.reply[:2]
+            self.finished = self.finished or step.done
 
 
 def clip_of(text: str) -> dict:
@@ -136,11 +124,12 @@ def test_the_first_sentences_clip_is_made_before_the_stream_is_asked_for_more():
 
     sink = RecordingSink(log)
     assert produce(stream, splice="sentence", make_clip=make_clip, sink=sink, synth=Inline()) is True
-    assert log == [
-        "next", ("added", ("We open at 9.",)), ("clip", "We open at 9."), ("ready", 0),
-        "next", ("added", ("We close at 6.",)), ("clip", "We close at 6."), ("ready", 1),
-        "next", ("replied", "We open at 9. We close at 6.", "continue"), "done",
+    assert log == [  # one write per playable piece, with its text; the reply and done when it is known
+        "next", ("clip", "We open at 9."), ("step", ("We open at 9.",), (0,), False),
+        "next", ("clip", "We close at 6."), ("step", ("We close at 6.",), (1,), False),
+        "next", ("step", (), (), True),
     ]
+    assert sink.reply == ("We open at 9. We close at 6.", "continue")
     assert [p["url"] for p in sink.pieces] == [clip_of("We open at 9.")["url"], clip_of("We close at 6.")["url"]]
 
 
@@ -189,7 +178,7 @@ def test_a_dropped_answer_stops_the_stream_and_writes_nothing_more():
     sink = RecordingSink(drop_at=1)
     assert produce(stream, splice="sentence", make_clip=clip_of, sink=sink, synth=Inline()) is False
     assert stream.closed and log.count("next") == 2  # "Three." was never read
-    assert sink.reply is None and not sink.finished and "url" not in sink.pieces[1]
+    assert sink.reply is None and not sink.finished and [p["text"] for p in sink.pieces] == ["One."]
 
 
 def test_whole_splice_waits_for_the_whole_reply():
@@ -306,18 +295,13 @@ def test_a_speculation_dropped_mid_answer_keeps_its_published_clips_out_of_the_t
         class Dropping:
             stops = sink.stops
 
-            def pieces_added(self, texts):
-                sink.pieces_added(texts)
+            def check(self):
+                sink.check()
 
-            def piece_ready(self, i, piece):
-                sink.piece_ready(i, piece)
-                h.spec.settle(SID, 2, "Book me in for Thursday.", history_len=2)  # the final differs
-
-            def replied(self, *a):
-                sink.replied(*a)
-
-            def done(self):
-                sink.done()
+            def progress(self, step):
+                sink.progress(step)
+                if step.ready:
+                    h.spec.settle(SID, 2, "Book me in for Thursday.", history_len=2)  # the final differs
 
         return original(business, call_sid, gen, history, text, Dropping())
 
@@ -406,7 +390,7 @@ def test_the_stream_is_read_as_the_model_writes_whatever_the_synthesis_backlog()
         runner.start()
         assert exhausted.wait(10)  # the whole reply was read while the first clip still waits
         assert log.count("next") == len(texts) + 1
-        assert [p["text"] for p in sink.pieces] == texts and not any("url" in p for p in sink.pieces)
+        assert sink.pieces == [] and sink.log == []  # nothing playable yet: nothing written
         gate.set()
         runner.join(10)
     assert result == [True] and all(p.get("url") for p in sink.pieces)

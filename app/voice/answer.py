@@ -32,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.speech.pieces import split_pieces
@@ -42,23 +43,29 @@ Piece = dict[str, Any]
 INCREMENTAL_SPLICES = ("sentence", "clause")
 
 
+@dataclass(frozen=True)
+class Progress:
+    """What an answer did since it was last written, handed to :meth:`Sink.progress` in one step:
+    ``added`` piece texts (appended in order, not yet playable), ``ready`` (index, piece) entries
+    (a ``make_clip`` entry: a clip, or a ``failed`` piece to <Say>), and once every piece is ready
+    the ``reply`` (text, action, ai_ms from request to last token, ``Reply.failure``) with ``done``."""
+
+    added: tuple[str, ...] = ()
+    ready: tuple[tuple[int, Piece], ...] = ()
+    reply: tuple[str, str, float, str | None] | None = None
+    done: bool = False
+
+
 class Sink(Protocol):
     """Where a produced answer goes (see the module docstring). Thread-safe."""
 
     stops: tuple[type[BaseException], ...]
 
-    def pieces_added(self, texts: Sequence[str]) -> None:
-        """New pieces (text only, not yet playable) at the end of the answer."""
+    def progress(self, step: Progress) -> None:
+        """Apply ``step`` in one write (raise one of ``stops`` when the answer is no longer wanted)."""
 
-    def piece_ready(self, i: int, piece: Piece) -> None:
-        """Piece ``i`` has its clip (or failed and will be <Say>'d): a ``make_clip`` entry."""
-
-    def replied(self, text: str, action: str, ai_ms: float, failure: str | None = None) -> None:
-        """The whole reply is known (after its last piece was added); ``ai_ms``: request to last token;
-        ``failure``: why the reply is the apology (``Reply.failure``)."""
-
-    def done(self) -> None:
-        """Every piece is ready."""
+    def check(self) -> None:
+        """Raise one of ``stops`` when the answer is no longer wanted (a read, no write)."""
 
 
 class ReplyStreamLike(Protocol):
@@ -80,27 +87,57 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
     ``failed`` piece instead). ``apology`` is spoken when the reply has no piece at all. The stream is
     read as fast as the model writes, whatever the synthesis backlog (a model's own deadline must not
     run out while clips queue): pieces wait in order for one of the answer's ``per_turn`` slots.
+
+    Writes: one :class:`Progress` per piece that becomes playable (carrying the texts added since
+    the last write), the last one also carrying the reply and ``done`` when the reply is known by
+    then -- about one state write per piece, where adding, filling, replying and finishing were one
+    each. Pieces not yet playable are not written (nothing can play them); between writes each new
+    sentence checks (a read) that the answer is still wanted, so a dropped one stops the model early.
     """
     if per_turn < 1:
         raise ValueError("per_turn must be at least 1")
     started = clock()
     lock = threading.Condition()
+    emit_lock = threading.Lock()  # the answer's writes, one at a time and in order
     waiting: deque[tuple[int, str]] = deque()
-    state = {"in_flight": 0, "finished": 0, "count": 0}
+    state: dict[str, Any] = {"in_flight": 0, "count": 0, "written": 0, "reply": None, "done": False}
+    pending: list[str] = []  # texts added since the last write
     stopped = threading.Event()
+
+    def emit(ready: tuple[tuple[int, Piece], ...]) -> None:
+        """Write what is new (under emit_lock); the reply and ``done`` ride along once everything is ready."""
+        with lock:
+            reply = state["reply"]
+            done = reply is not None and state["written"] + len(ready) == state["count"]
+            if not (ready or done):
+                return  # nothing playable yet: the added texts wait for the next write
+            added = tuple(pending)
+            pending.clear()
+        sink.progress(Progress(added=added, ready=ready, reply=reply if done else None, done=done))
+        with lock:
+            state["written"] += len(ready)
+            if done:
+                state["done"] = True
+            lock.notify_all()
 
     def clip(i: int, text: str) -> None:
         try:
             if not stopped.is_set():
-                piece = make_clip(text)
+                try:
+                    piece = make_clip(text)
+                except sink.stops:
+                    raise
+                except Exception as exc:  # a bug, not a synthesis failure: <Say> the piece, keep the answer going
+                    log.exception("making the clip of piece %d failed", i)
+                    piece = {"text": text, "failed": f"{type(exc).__name__}: {exc}"}
                 if not stopped.is_set():
-                    sink.piece_ready(i, piece)
+                    with emit_lock:
+                        emit(((i, piece),))
         except sink.stops:
             stopped.set()
         finally:
             with lock:
                 state["in_flight"] -= 1
-                state["finished"] += 1
                 lock.notify_all()
             pump()
 
@@ -125,10 +162,10 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
         texts = [t for t in texts if t.strip()]
         if not texts:
             return
-        sink.pieces_added(texts)
         with lock:
             first = state["count"]
             state["count"] += len(texts)
+            pending.extend(texts)
             waiting.extend((first + j, t) for j, t in enumerate(texts))
         pump()
 
@@ -136,6 +173,7 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
         incremental = splice in INCREMENTAL_SPLICES
         for sentence in stream:
             if incremental:
+                sink.check()
                 add(split_pieces(sentence, splice))
             if stopped.is_set():
                 break  # never ask the model for more once the answer is not wanted
@@ -152,13 +190,13 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
             add([apology or reply.text])
         if stopped.is_set():
             return False
-        sink.replied(reply.text, reply.action, ai_ms, reply.failure)
+        with emit_lock:
+            with lock:
+                state["reply"] = (reply.text, reply.action, ai_ms, reply.failure)
+            emit(())  # every clip already written: the reply and done now; else the last clip carries them
         with lock:
-            lock.wait_for(lambda: stopped.is_set() or (state["finished"] == state["count"] and not waiting))
-        if stopped.is_set():
-            return False
-        sink.done()
-        return True
+            lock.wait_for(lambda: stopped.is_set() or state["done"])
+        return bool(state["done"])
     except sink.stops:
         stopped.set()
         stream.close()
@@ -169,47 +207,28 @@ class TurnSink:
     """A :class:`Sink` writing a turn's record through the engine's fenced job writes.
 
     ``write(fn)`` is the engine's ``_write(call_sid, n, gen, fn)`` (FencedOut once the turn ended or
-    moved to another generation); the transitions are :mod:`app.voice.turn`'s. ``on_first_piece``
-    is called once, with the seconds from ``origin`` (epoch) to the first playable piece.
+    moved to another generation); ``check()`` calls ``read()``, which raises the same when the turn
+    is no longer this job's; the transitions are :mod:`app.voice.turn`'s. ``on_first_piece`` is
+    called once, with the seconds from ``origin`` (epoch) to the first playable piece.
     """
 
     def __init__(self, write: Callable[[Callable[[Any], Any]], Any], stops: tuple[type[BaseException], ...], *,
-                 origin: float, on_first_piece: Callable[[float], None] | None = None) -> None:
+                 origin: float, on_first_piece: Callable[[float], None] | None = None,
+                 read: Callable[[], None] | None = None) -> None:
         self._write = write
+        self._read = read
         self.stops = stops
         self.origin = origin
         self.on_first_piece = on_first_piece
         self.added = 0
         self._first = threading.Event()
 
-    def pieces_added(self, texts: Sequence[str]) -> None:
-        from app.voice import turn as T
+    def check(self) -> None:
+        if self._read is not None:
+            self._read()
 
-        self._write(lambda t: T.extend(t, [{"text": x} for x in texts]))
-        self.added += len(texts)
-
-    def piece_ready(self, i: int, piece: Piece) -> None:
-        from app.voice import turn as T
-
-        self._write(lambda t: T.piece_ready(t, i, piece))
-        if i == 0 and not self._first.is_set():
-            self._first.set()
-            if self.on_first_piece is not None:
-                self.on_first_piece(time.time() - self.origin)
-
-    def replied(self, text: str, action: str, ai_ms: float, failure: str | None = None) -> None:
-        from app.voice import turn as T
-
-        self._write(lambda t: T.replied(t, text, action, t.pieces or (), ai_ms, failure))
-
-    def done(self) -> None:
-        from app.voice import turn as T
-
-        self._write(T.complete)
-
-    def progress(self, step: Any) -> None:
-        """Several steps at once, in one write (:class:`app.voice.speculation.Progress`, from a followed
-        speculation): pieces added, pieces ready, and when it finished the reply and ``done``."""
+    def progress(self, step: Progress) -> None:
+        """``step`` in one write: pieces added, pieces ready, and when it finished the reply and ``done``."""
         from app.voice import turn as T
 
         def apply(t: Any) -> Any:
@@ -248,4 +267,4 @@ def synthesis_pool(workers: int) -> ThreadPoolExecutor:
         return pool
 
 
-__all__ = ["INCREMENTAL_SPLICES", "Piece", "Sink", "TurnSink", "produce", "synthesis_pool"]
+__all__ = ["INCREMENTAL_SPLICES", "Piece", "Progress", "Sink", "TurnSink", "produce", "synthesis_pool"]

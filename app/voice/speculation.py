@@ -44,7 +44,7 @@ from typing import Any
 from app.business import Business
 from app.errors import SpeculationDropped, WarmlineError
 from app.speech.canon import canon
-from app.voice.answer import Piece
+from app.voice.answer import Piece, Progress
 
 log = logging.getLogger("warmline.speculation")
 
@@ -105,18 +105,6 @@ class Speculation:
     @property
     def live(self) -> bool:
         return self.count > 0 and self.fate is None and self.status in (RUNNING, DONE)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What an adopted speculation did since its follower last looked, handed over in one step:
-    ``added`` piece texts (appended in order), ``ready`` (index, piece) entries, and once every piece
-    is ready the ``reply`` (text, action, ai_ms, failure) with ``done``."""
-
-    added: tuple[str, ...] = ()
-    ready: tuple[tuple[int, Piece], ...] = ()
-    reply: tuple[str, str, float, str | None] | None = None
-    done: bool = False
 
 
 @dataclass(frozen=True)
@@ -254,9 +242,9 @@ class Speculator:
                 return "stale"
             self.timers.call_later(self.quiet_s, lambda: self._maybe_start(business, call_sid, upcoming, seq, history))
             return "waiting"
-        if not stable.strip():
-            # Not complete, from a recognizer without a stable part: recorded, so that it fences the
-            # quiet-window timer of an earlier complete-looking partial.
+        if not stable.strip() and seen.turn == upcoming and seen.seq and not seen.stable:
+            # Not complete, without a stable part, after a complete-looking one armed the quiet window:
+            # recorded, so that it fences that partial's timer (the caller is still speaking).
             return "stale" if self._note(call_sid, upcoming, seq, unstable, stable) == "stale" else "noted"
         return "noted"
 
@@ -459,30 +447,32 @@ class SpeculationSink:
 
     def write(self, fn: Callable[[Speculation], Speculation]) -> Speculation:
         def fenced(spec: Speculation) -> Speculation:
-            if spec.gen != self.gen or spec.fate == DISCARDED:
-                raise SpeculationDropped(f"speculation {self.call_sid}/{self.gen} was dropped")
+            self._require(spec)
             return fn(spec)
 
         return self.speculator._update(self.call_sid, fenced)
 
-    def pieces_added(self, texts: Sequence[str]) -> None:
-        self.write(lambda s: dataclasses.replace(s, pieces=s.pieces + tuple({"text": t} for t in texts)))
+    def _require(self, spec: Speculation) -> None:
+        if spec.gen != self.gen or spec.fate == DISCARDED:
+            raise SpeculationDropped(f"speculation {self.call_sid}/{self.gen} was dropped")
 
-    def piece_ready(self, i: int, piece: Piece) -> None:
-        def put(s: Speculation) -> Speculation:
-            pieces = list(s.pieces)
-            pieces[i] = dict(piece)
-            return dataclasses.replace(s, pieces=tuple(pieces))
+    def check(self) -> None:
+        self._require(self.speculator.get(self.call_sid))
 
-        self.write(put)
+    def progress(self, step: Progress) -> None:
+        def apply(s: Speculation) -> Speculation:
+            pieces = list(s.pieces) + [{"text": t} for t in step.added]
+            for i, piece in step.ready:
+                pieces[i] = dict(piece)
+            s = dataclasses.replace(s, pieces=tuple(pieces))
+            if step.reply is not None:
+                text, action, ai_ms, failure = step.reply
+                s = dataclasses.replace(s, reply=text, action=action, ai_ms=round(ai_ms, 1), failure=failure)
+            return dataclasses.replace(s, status=DONE) if step.done else s
 
-    def replied(self, text: str, action: str, ai_ms: float, failure: str | None = None) -> None:
-        self.write(lambda s: dataclasses.replace(s, reply=text, action=action, ai_ms=round(ai_ms, 1), failure=failure))
-
-    def done(self) -> None:
-        self.write(lambda s: dataclasses.replace(s, status=DONE))
+        self.write(apply)
 
 
-__all__ = ["MAX_PER_TURN", "SLOT", "Progress", "Settled", "Speculation", "SpeculationDropped", "SpeculationSink", "Speculator",
+__all__ = ["MAX_PER_TURN", "SLOT", "Settled", "Speculation", "SpeculationDropped", "SpeculationSink", "Speculator",
            "answer_job", "complete_and_stable", "looks_complete", "spare_reserve", "speculator", "speech_key",
            "start_on_pool"]

@@ -471,11 +471,13 @@ class TurnEngine:
         settings = self.rt.settings
         gen = turn.gen
         write = lambda fn: self._write(call_sid, n, gen, fn)  # noqa: E731
+        read = lambda: self._still_mine(call_sid, n, gen)  # noqa: E731
         observe = lambda s: fillers.PREDICTOR.observe(business.id, s)  # noqa: E731
         spec_gen = turn.extra.get("speculation_gen")
         if spec_gen:
             head = float(turn.extra.get("head_start_ms") or 0.0) / 1000
-            sink = answer.TurnSink(write, (FencedOut,), origin=turn.started - head, on_first_piece=observe)
+            sink = answer.TurnSink(write, (FencedOut,), origin=turn.started - head, on_first_piece=observe,
+                                   read=read)
             if speculator(self.rt).follow(call_sid, int(spec_gen), sink):
                 return True
             if sink.added:
@@ -490,7 +492,7 @@ class TurnEngine:
         else:
             stream = one_shot(safe_reply(self.rt.responder, business, history, turn.utterance))
         deadline = turn.started + settings.turn_deadline_s - DEADLINE_MARGIN_S
-        sink = answer.TurnSink(write, (FencedOut,), origin=time.time(), on_first_piece=observe)
+        sink = answer.TurnSink(write, (FencedOut,), origin=time.time(), on_first_piece=observe, read=read)
         answer.produce(stream, splice=business.splice, sink=sink, synth=answer.synthesis_pool(settings.synth_workers),
                        per_turn=settings.clips_per_turn, apology=business.prompt("apology"),
                        make_clip=lambda text: self.make_clip(business, text, deadline=deadline))
@@ -505,6 +507,12 @@ class TurnEngine:
     def _piece_maybe_done(t: Turn, i: int, piece: dict[str, Any]) -> Turn:
         t = T.piece_ready(t, i, piece)
         return T.complete(t) if len(t.ready_prefix()) == len(t.pieces or ()) else t
+
+    def _still_mine(self, call_sid: str, n: int, gen: int) -> None:
+        """A read: FencedOut unless turn N is still running under generation ``gen`` (no write)."""
+        turn = self.get(call_sid, n)
+        if turn is None or turn.gen != gen or turn.status != T.RUNNING:
+            raise FencedOut(f"turn {call_sid}/{n} is no longer running under generation {gen}")
 
     def _write(self, call_sid: str, n: int, gen: int, fn: Callable[[Turn], Turn]) -> Turn:
         """A job's write under generation ``gen``: FencedOut unless the turn is still running under it."""
