@@ -49,6 +49,7 @@ OSError, SQLite errors, lock timeouts, a corrupt entry) raises :class:`~app.erro
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -372,7 +373,7 @@ class DiskCallState(_Base):
         self.directory = Path(directory)
         self._changes = _Changes()
         self._timeout_s = timeout_s
-        self._writer = (os.getpid(), threading.Lock())
+        self._writer: tuple[int, threading.Lock, int | None] = (os.getpid(), threading.Lock(), None)
         with self._guard():
             self._cache = diskcache.Cache(
                 str(self.directory), eviction_policy="none", tag_index=True, timeout=timeout_s
@@ -391,22 +392,42 @@ class DiskCallState(_Base):
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
-        """One write transaction, queued behind this process's other writers on a lock.
+        """One write transaction, handed on from writer to writer at once, bounded by the store timeout.
 
-        SQLite's busy handler makes a blocked writer sleep and retry (up to 100 ms a try), so with
-        dozens of threads of one process the next holder of the write lock is a lottery and some
-        starve past the timeout; a process-local lock hands it on at once, leaving SQLite to
-        arbitrate between processes only. Bounded by the same timeout (:class:`StateError`).
+        SQLite's busy handler makes a blocked writer sleep and retry (1, 2, 5, ... up to 100 ms a
+        try): with dozens of threads in several processes the lock sits idle while writers sleep, and
+        some starve past the timeout. Writers therefore queue first on a lock of their process, then on
+        an ``flock`` of ``writer.lock`` in the directory shared by the host's processes (polled every
+        0.05-1 ms while another process writes, a fraction of one transaction), so SQLite's own lock is
+        free whenever a writer gets there. Raises :class:`StateError` past ``timeout_s``.
         """
-        pid, lock = self._writer
-        if pid != os.getpid():  # forked: a lock copied from the parent may look held
-            self._writer = (os.getpid(), threading.Lock())
-            lock = self._writer[1]
+        pid, lock, fd = self._writer
+        if pid != os.getpid():  # forked: a copied lock may look held, an inherited fd shares the parent's flock
+            self._writer = (os.getpid(), threading.Lock(), None)
+            pid, lock, fd = self._writer
+        deadline = time.monotonic() + self._timeout_s
         if not lock.acquire(timeout=self._timeout_s):
             raise StateError(f"diskcache state at {self.directory}: database locked (timeout, in this process)")
         try:
-            with self._guard(), self._cache.transact():
-                yield
+            if fd is None:
+                with self._guard():
+                    fd = os.open(self.directory / "writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._writer = (pid, lock, fd)
+            pause = 0.00005
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StateError(f"diskcache state at {self.directory}: database locked (timeout)") from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.001)
+            try:
+                with self._guard(), self._cache.transact():
+                    yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             lock.release()
 
@@ -514,6 +535,10 @@ class DiskCallState(_Base):
             raise StateError(f"diskcache state at {self.directory}: directory is not writable")
 
     def close(self) -> None:
+        pid, _lock, fd = self._writer
+        if fd is not None and pid == os.getpid():
+            os.close(fd)
+            self._writer = (pid, _lock, None)
         with self._guard():
             self._cache.close()
 

@@ -483,7 +483,7 @@ def test_corrupt_entries_raise_state_error(state: CallState) -> None:
 def test_disk_writers_of_one_process_queue_on_a_lock_bounded_by_the_timeout(tmp_path: Path) -> None:
     st = DiskCallState(tmp_path / "state", timeout_s=0.2)
     st.update_call(SID, lambda _: new_call("demo", "warmline"), 60)
-    _pid, lock = st._writer
+    _pid, lock, _fd = st._writer
     with lock:  # another thread of this process is mid-write
         with pytest.raises(StateError, match="database locked"):
             st.update_call(SID, bump, 60)
@@ -497,7 +497,7 @@ def test_a_forked_child_does_not_inherit_a_held_writer_lock(tmp_path: Path) -> N
 
     st = DiskCallState(tmp_path / "state", timeout_s=2.0)
     st.update_call(SID, lambda _: new_call("demo", "warmline"), 60)
-    _pid, lock = st._writer
+    _pid, lock, _fd = st._writer
     with lock:  # held by this thread at the moment of the fork
         pid = os.fork()
         if pid == 0:
@@ -508,4 +508,23 @@ def test_a_forked_child_does_not_inherit_a_held_writer_lock(tmp_path: Path) -> N
                 os._exit(code)
         assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
     assert st.get_call(SID)["turn"] == 1
+    st.close()
+
+
+def test_a_writer_of_another_process_holds_off_writes_only_up_to_the_timeout(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    st = DiskCallState(tmp_path / "state", timeout_s=0.2)
+    st.update_call(SID, lambda _: new_call("demo", "warmline"), 60)
+    other = os.open(tmp_path / "state" / "writer.lock", os.O_RDWR)  # its own open file: another process's flock
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(StateError, match="database locked"):
+            st.update_call(SID, bump, 60)
+        assert st.get_call(SID)["turn"] == 0
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+    assert st.update_call(SID, bump, 60)["turn"] == 1  # handed on as soon as it was released
     st.close()
