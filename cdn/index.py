@@ -40,11 +40,21 @@ class KeyIndex:
 
     Errors of the disk (full, unwritable, corrupt) are raised as StateError; callers treat the
     index as optional and fall back to the store.
+
+    A found entry is remembered in this process for ``memo_s`` seconds (a hit on the call path is
+    then a dict lookup, not an SQLite read): an entry names an immutable, content-addressed clip,
+    so what can go stale is only an entry another process deleted or re-pointed (``reindex``, a
+    spooled clip reaching the store), for at most ``memo_s``. Misses are never remembered.
+    Thread-safe (dict operations under the GIL).
     """
 
-    def __init__(self, directory: Path | str) -> None:
+    MEMO_MAX = 50_000
+
+    def __init__(self, directory: Path | str, *, memo_s: float = 30.0) -> None:
         self.directory = Path(directory)
         self._cache: diskcache.Cache | None = None
+        self.memo_s = memo_s
+        self._memo: dict[str, tuple[IndexEntry, float]] = {}
 
     @property
     def cache(self) -> diskcache.Cache:
@@ -56,19 +66,32 @@ class KeyIndex:
         return self._cache
 
     def get(self, key: str) -> IndexEntry | None:
+        now = time.monotonic()
+        memo = self._memo.get(key)
+        if memo is not None and memo[1] > now:
+            return memo[0]
         try:
             raw = self.cache.get(("clip", key))
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"key index read failed: {exc}") from exc
-        return IndexEntry(**raw) if raw else None
+        entry = IndexEntry(**raw) if raw else None
+        if entry is None:
+            self._memo.pop(key, None)
+        elif self.memo_s > 0:
+            if len(self._memo) >= self.MEMO_MAX:
+                self._memo.clear()
+            self._memo[key] = (entry, now + self.memo_s)
+        return entry
 
     def put(self, key: str, entry: IndexEntry) -> None:
+        self._memo.pop(key, None)
         try:
             self.cache.set(("clip", key), entry.to_dict())
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"key index write failed: {exc}") from exc
 
     def delete(self, key: str) -> None:
+        self._memo.pop(key, None)
         try:
             self.cache.delete(("clip", key))
         except (OSError, sqlite3.Error) as exc:
@@ -89,6 +112,7 @@ class KeyIndex:
         return KeyLock(self.directory / "locks" / f"{stripe:04d}.lock")
 
     def clear(self) -> None:
+        self._memo.clear()
         self.cache.clear()
 
     def close(self) -> None:
