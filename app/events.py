@@ -271,9 +271,12 @@ class EventLog:
             body["host"] = self.host
         record = {"v": EVENT_VERSION, "ts": iso(when), **body}
         line = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path_for(when.date())
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # the first event (or the directory was removed): make it once
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, line)
