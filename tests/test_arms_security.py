@@ -88,3 +88,20 @@ def test_oversized_body_is_refused_with_twiml(client):
 def test_random_call_sids_are_valid_format():
     sid = "CA" + secrets.token_hex(16)
     assert arm_for(sid, use_proactive_filler=True, rollout_percent=100) == WARMLINE
+
+
+def test_a_signature_over_the_url_with_its_port_still_passes_and_a_wrong_one_does_not(make_app):
+    from tests.conftest import sign
+
+    app = make_app(public_url="https://voice.example.com")
+    client = app.test_client()
+    form = twilio_form(new_call_sid())
+    path = "/voice/incoming/demo"
+    exact = sign("https://voice.example.com" + path, form)
+    with_port = sign("https://voice.example.com:443" + path, form)  # Twilio signs either way
+    assert exact != with_port
+    for signature in (exact, with_port):
+        response = client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+        assert response.status_code == 200 and "Gather" in [v[0] for v in verbs(response.data)]
+    wrong = sign("https://other.example.com" + path, form)
+    assert client.post(path, data=form, headers={"X-Twilio-Signature": wrong}).status_code == 403

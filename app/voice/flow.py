@@ -104,21 +104,26 @@ class CallFlow:
         if self.rt.background_pool.try_submit(job) is None:
             log.info("background synthesis of a fixed phrase dropped (pool full); the next caller asks again")
 
-    def listen(self, business: Business, urls: Urls) -> twiml.Listen:
+    def listen(self, business: Business, urls: Urls, *, next_turn: int | None = None) -> twiml.Listen:
+        """The <Gather> for the caller's next words; ``next_turn`` (their turn's number) when known,
+        else read from the call state."""
         return twiml.Listen(
             action=urls.process(), language=business.language,
             still_there=self.fixed(business, business.prompt("still_there"), urls),
             goodbye=self.fixed(business, business.prompt("goodbye"), urls),
-            **listen_options(business, urls, self.rt.state),
+            **listen_options(business, urls, self.rt.state, next_turn=next_turn),
         )
 
-    def finish(self, business: Business, items: list[twiml.Speak], action: str, urls: Urls) -> str:
+    def finish(self, business: Business, items: list[twiml.Speak], action: str, urls: Urls, *,
+               turn: int | None = None) -> str:
+        """``items``, then the action's tail (listen, hang up, transfer); ``turn``: the turn that ends here."""
         say = self.say_voice(business)
         if action == "end":
             return twiml.speak_then_hangup(items, say)
         if action == "transfer" and business.transfer_number:
             return twiml.speak_then_dial(items, business.transfer_number, say)
-        return twiml.speak_then_listen(items, self.listen(business, urls), say)
+        next_turn = turn + 1 if turn is not None else None
+        return twiml.speak_then_listen(items, self.listen(business, urls, next_turn=next_turn), say)
 
     def apology(self, business: Business) -> str:
         """The last resort: an apology in the native voice, then hang up (always valid TwiML)."""
@@ -126,12 +131,14 @@ class CallFlow:
 
     # --- webhooks -------------------------------------------------------------------------------
     def incoming(self, business: Business, urls: Urls) -> str:
+        next_turn = None
         try:
-            self.engine.ensure_call(business, urls.call_sid)
+            next_turn = int(self.engine.ensure_call(business, urls.call_sid).get("turn") or 0) + 1
         except StateError as exc:
             log.warning("call state unavailable at greeting: %s", exc)
         greeting = self.fixed(business, business.greeting, urls)
-        return twiml.speak_then_listen([greeting], self.listen(business, urls), self.say_voice(business))
+        return twiml.speak_then_listen([greeting], self.listen(business, urls, next_turn=next_turn),
+                                       self.say_voice(business))
 
     def fallback(self, business: Business, urls: Urls, error_url: str, error_code: str) -> str:
         """Twilio could not get TwiML from ``error_url`` (its worker died, it timed out): pick the call up again.
@@ -179,7 +186,8 @@ class CallFlow:
             if done is not None:  # fully cached: answered, and the history written, in one state write
                 n, turn = done
                 self._turn_ended(business, urls, n, turn, fallback=False, committed=True)
-                return self.finish(business, self._items(business, turn.pieces or (), urls), turn.action or "continue", urls)
+                return self.finish(business, self._items(business, turn.pieces or (), urls), turn.action or "continue",
+                                   urls, turn=n)
         call = self.engine.caller_said(business, urls.call_sid, speech)
         if call.get("arm") == CONTROL:
             return self.control(business, urls, speech, t0, call)
@@ -191,7 +199,8 @@ class CallFlow:
             turn = self.engine.run_inline(business, urls.call_sid, speech, t0=t0, call=call, end_as=answered_now)
             if turn.ended == "instant":  # fully cached: answered, ended and written in one go
                 self._turn_ended(business, urls, n, turn, fallback=False)
-                return self.finish(business, self._items(business, turn.pieces or (), urls), turn.action or "continue", urls)
+                return self.finish(business, self._items(business, turn.pieces or (), urls), turn.action or "continue",
+                                   urls, turn=n)
         else:
             turn = self.engine.begin(business, urls.call_sid, speech, t0=t0, call=call, settled=settled)
         if not turn.job_over:
@@ -382,7 +391,7 @@ class CallFlow:
             outcome = "fallback"
         heard = turn.text or " ".join(plain(p["text"]) for p in spoken)
         self._finish_turn(business, urls, n, outcome, fallback=bool(said), heard=heard, hop=hop)
-        return self.finish(business, items, turn.action or "continue", urls)
+        return self.finish(business, items, turn.action or "continue", urls, turn=n)
 
     def _fallback(self, business: Business, urls: Urls, n: int, turn: Turn, played: int, *, hop: bool = False) -> str:
         pieces = turn.pieces or ()
@@ -390,10 +399,10 @@ class CallFlow:
         if rest:
             self._finish_turn(business, urls, n, "fallback", fallback=True, heard=turn.text or rest, hop=hop,
                               said_from=played)
-            return self.finish(business, [twiml.Speak(text=rest)], turn.action or "continue", urls)
+            return self.finish(business, [twiml.Speak(text=rest)], turn.action or "continue", urls, turn=n)
         apology = business.prompt("apology")
         self._finish_turn(business, urls, n, "apology", fallback=True, heard=apology, hop=hop)
-        return self.finish(business, [twiml.Speak(text=apology)], "continue", urls)
+        return self.finish(business, [twiml.Speak(text=apology)], "continue", urls, turn=n)
 
     def _replay_end(self, business: Business, urls: Urls, turn: Turn, played: int) -> str:
         """A hop of a turn that already ended (Twilio re-posted a lost response): answer it again, log nothing."""
@@ -439,7 +448,7 @@ class CallFlow:
         self._log_event(business, urls, CONTROL, {"outcome": outcome, "fallback": not all_played,
                                                   **_turn_fields(record, outcome, None if all_played else 0)}, t0,
                         turn=call["turn"])
-        return self.finish(business, items, reply.action, urls)
+        return self.finish(business, items, reply.action, urls, turn=call["turn"])
 
     def _finish_turn(self, business: Business, urls: Urls, n: int, outcome: str, *, fallback: bool, heard: str,
                      hop: bool = False, said_from: int | None = None) -> None:
