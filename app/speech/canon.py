@@ -13,6 +13,8 @@ sentence of their own are another clip. A piece that ends at a comma, semicolon 
 
 from __future__ import annotations
 
+import functools
+
 import re
 import unicodedata
 
@@ -64,8 +66,12 @@ def _fold_words(text: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=16384)
 def canon(text: str) -> str:
     """Return the canonical spoken form of ``text`` ('' if nothing is left).
+
+    A pure function of ``text``, memoized per process (the call path folds the same fillers, prompts
+    and answer pieces again and again; thread-safe).
 
     Folds: Unicode NFKC; numbers, times, prices, dates and codes into words
     (:func:`app.speech.verbalize.verbalize`); smart quotes, dashes and the ellipsis character to ASCII; control
