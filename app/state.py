@@ -50,10 +50,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -359,6 +362,115 @@ class _Base(ABC):
 # diskcache
 
 
+class _HostNotifier:
+    """Turn-change notices between the processes of one host, over UNIX datagram sockets.
+
+    Each process binds ``<directory>/<pid>.sock`` when it first waits (``directory`` is short, under
+    the system's temp dir and named by a hash of the store's path: socket paths are limited to 107 bytes) (a daemon thread hands what it
+    receives to :class:`_Changes`); after each turn write a process sends the key to every other
+    socket in the directory (the list is re-read at most every ``RESCAN_S``; a socket nobody reads any
+    more is removed). Best effort: a notice lost (a full buffer, a process starting) is covered by
+    the waiters' bounded poll. Thread-safe; per process (again after a fork).
+    """
+
+    RESCAN_S = 1.0
+
+    def __init__(self, directory: Path, changes: _Changes) -> None:
+        self.directory = directory
+        self.changes = changes
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._sock: socket.socket | None = None
+        self._peers: list[str] = []
+        self._scanned = 0.0
+        self._closed = threading.Event()
+        self.active = False  # this process's socket is bound (else its waiters must poll often)
+
+    def _mine(self) -> str:
+        return str(self.directory / f"{os.getpid()}.sock")
+
+    def listen(self) -> None:
+        """Bind this process's socket and start its reader (once per process)."""
+        if self._pid == os.getpid() or self._closed.is_set():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                path = self._mine()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)  # a previous process with this pid
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sock.bind(path)
+            except OSError as exc:
+                log.warning("turn-change notices between processes off (waits poll instead): %s", exc)
+                self._pid, self.active = os.getpid(), False
+                return
+            self._sock, self._pid, self._scanned, self.active = sock, os.getpid(), 0.0, True
+            threading.Thread(target=self._read, args=(sock,), name="state-changes", daemon=True).start()
+
+    def _read(self, sock: socket.socket) -> None:
+        while not self._closed.is_set():
+            try:
+                data = sock.recv(512)
+            except OSError:
+                return
+            self.changes.touched(data.decode("utf-8", "replace"))
+
+    def notify(self, key: str) -> None:
+        """Tell the host's other processes that ``key`` changed (never raises)."""
+        if self._closed.is_set():
+            return
+        now = time.monotonic()
+        if now - self._scanned > self.RESCAN_S:
+            mine = self._mine()
+            try:
+                self._peers = [str(p) for p in self.directory.glob("*.sock") if str(p) != mine]
+            except OSError:
+                self._peers = []
+            self._scanned = now
+        if not self._peers:
+            return
+        data = key.encode("utf-8")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as out:
+            out.setblocking(False)
+            for peer in list(self._peers):
+                try:
+                    out.sendto(data, peer)
+                except BlockingIOError:
+                    pass  # its buffer is full: that process's waiters poll
+                except (ConnectionRefusedError, FileNotFoundError):
+                    with contextlib.suppress(ValueError):
+                        self._peers.remove(peer)
+                    with contextlib.suppress(OSError):
+                        if not _pid_running(peer):
+                            os.unlink(peer)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._sock is not None and self._pid == os.getpid():
+            self._sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self._mine())
+            with contextlib.suppress(OSError):
+                self.directory.rmdir()  # only when no other process of the store is left
+        self._sock = None
+
+
+def _pid_running(sock_path: str) -> bool:
+    """Is the process named by a notice socket ``<pid>.sock`` still running?"""
+    try:
+        os.kill(int(Path(sock_path).stem), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class DiskCallState(_Base):
     """Call state in a local ``diskcache.Cache`` (one host; all its workers share the directory).
 
@@ -374,6 +486,8 @@ class DiskCallState(_Base):
         self._changes = _Changes()
         self._timeout_s = timeout_s
         self._writer: tuple[int, threading.Lock, int | None] = (os.getpid(), threading.Lock(), None)
+        digest = hashlib.sha1(str(self.directory.resolve()).encode()).hexdigest()[:16]
+        self._notices = _HostNotifier(Path(tempfile.gettempdir()) / f"warmline-notices-{digest}", self._changes)
         with self._guard():
             self._cache = diskcache.Cache(
                 str(self.directory), eviction_policy="none", tag_index=True, timeout=timeout_s
@@ -461,6 +575,7 @@ class DiskCallState(_Base):
             self._cache.set(key, raw, expire=ttl, tag=tag)
         if what == "turn":
             self._changes.touched(key)
+            self._notices.notify(key)
         return new
 
     def delete_call(self, call_sid: str) -> None:
@@ -534,7 +649,15 @@ class DiskCallState(_Base):
         if not os.access(self.directory, os.W_OK):
             raise StateError(f"diskcache state at {self.directory}: directory is not writable")
 
+    POLL_S = 0.25  # other processes' writes arrive as notices; the poll only covers a lost one
+
+    def _listen(self) -> None:
+        self._notices.listen()
+        if not self._notices.active:
+            self.POLL_S = _Base.POLL_S  # no notices: poll as often as before them
+
     def close(self) -> None:
+        self._notices.close()
         pid, _lock, fd = self._writer
         if fd is not None and pid == os.getpid():
             os.close(fd)

@@ -528,3 +528,24 @@ def test_a_writer_of_another_process_holds_off_writes_only_up_to_the_timeout(tmp
         os.close(other)
     assert st.update_call(SID, bump, 60)["turn"] == 1  # handed on as soon as it was released
     st.close()
+
+
+def _write_turn_status(location: str, status: str) -> None:
+    st = open_state(location)
+    st.update_turn(SID, 1, lambda r: {**r, "status": status}, 60)
+    st.close()
+
+
+def test_another_processs_diskcache_write_wakes_a_waiter_without_its_poll(tmp_path: Path) -> None:
+    """diskcache has no pub/sub: the host's processes send each other notices (the poll only backs them up)."""
+    location = str(tmp_path / "state")
+    st = open_state(location)
+    st.put_turn(SID, 1, new_turn(), 60)
+    st.wait_turn(SID, 1, lambda r: True, timeout_s=0)  # binds this process's notice socket
+    writer = multiprocessing.get_context("spawn").Process(target=_write_turn_status, args=(location, "done"))
+    writer.start()
+    # A poll of 60 s and a timeout of 30 s: only a notice can make this return with the write seen.
+    record = st.wait_turn(SID, 1, lambda r: r is not None and r["status"] == "done", timeout_s=30, poll_s=60)
+    writer.join(30)
+    assert writer.exitcode == 0 and record["status"] == "done"
+    st.close()
