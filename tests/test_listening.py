@@ -117,17 +117,21 @@ def test_the_partial_webhook_is_signed_ignores_its_body_and_notes_the_transcript
     response = signed_post(client, path, form)
     assert response.status_code == 200 and response.mimetype == "text/xml"
     assert verbs(response.data) == []
-    assert state.get_turn(call_sid, SLOT) is None  # incomplete: read, nothing written, no speculation
+    first = Speculation.from_dict(state.get_turn(call_sid, SLOT))
+    assert (first.seq, first.count, first.stable_seen) == (1, 0, True)  # the call's first stable part, once
+    again = {**form, "UnstableSpeechResult": "what time do you", "SequenceNumber": "2"}
+    assert signed_post(client, path, again).status_code == 200
+    assert Speculation.from_dict(state.get_turn(call_sid, SLOT)).seq == 1  # incomplete: read, not written
     app.extensions["warmline"].__dict__["speculator"].enabled = False  # note the transcript, start no job
     done = {**form, "UnstableSpeechResult": "what time do you open", "StableSpeechResult": "what time do you open",
-            "SequenceNumber": "2"}
+            "SequenceNumber": "3"}
     assert signed_post(client, path, done).status_code == 200
-    assert state.get_turn(call_sid, SLOT) is None  # speculation off: still nothing written
+    assert Speculation.from_dict(state.get_turn(call_sid, SLOT)).count == 0  # speculation off: nothing started
     app.extensions["warmline"].__dict__["speculator"].enabled = True
     assert signed_post(client, path, done).status_code == 200
     spec = Speculation.from_dict(state.get_turn(call_sid, SLOT))
     assert (spec.turn, spec.seq, spec.text, spec.stable, spec.count, spec.key) == (
-        1, 2, "what time do you open", "what time do you open", 1, "what time do you open")  # one write: noted + started
-    late = signed_post(client, f"/voice/partial/demo/{call_sid}?turn=7", {**form, "SequenceNumber": "3"})
+        1, 3, "what time do you open", "what time do you open", 1, "what time do you open")  # one write: noted + started
+    late = signed_post(client, f"/voice/partial/demo/{call_sid}?turn=7", {**form, "SequenceNumber": "4"})
     assert late.status_code == 200
-    assert Speculation.from_dict(state.get_turn(call_sid, SLOT)).seq == 2
+    assert Speculation.from_dict(state.get_turn(call_sid, SLOT)).seq == 3

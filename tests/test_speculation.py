@@ -464,9 +464,10 @@ def test_spare_submission_never_queues_and_leaves_the_reserve_idle():
 
 def test_a_partial_that_changes_nothing_writes_nothing(state, demo):
     h = Harness(state, demo)
-    assert h.partial("what time do", "what", 1) == "noted"
+    assert h.partial("what time do", "what", 1) == "noted"  # the call's first stable part: recorded once
+    assert Speculation.from_dict(state.get_turn(SID, SLOT)).stable_seen
     assert h.partial("what time do you", "what time", 2) == "noted"
-    assert state.get_turn(SID, SLOT) is None  # read and dropped: no state write per partial
+    assert Speculation.from_dict(state.get_turn(SID, SLOT)).seq == 1  # read and dropped: no write per partial
     assert h.partial("what time do you open", "what time do you open", 3) == "started"
     spec = Speculation.from_dict(state.get_turn(SID, SLOT))
     assert (spec.seq, spec.text, spec.count) == (3, "what time do you open", 1)  # noted and started in one write
@@ -480,3 +481,12 @@ def test_without_a_stable_part_an_incomplete_partial_still_fences_the_quiet_wind
     assert h.partial("what are your hours and", "", 2) == "noted"  # recorded: the caller is still speaking
     (_, check), = h.timers
     assert check() == "stale" and h.jobs == []
+
+
+def test_a_stable_part_ends_quiet_windows_for_the_call(state, demo):
+    h = Harness(state, demo)
+    assert h.partial("what time", "", 1) == "waiting"  # short, no stable part yet: a quiet window is armed
+    assert h.partial("what time do you open on", "what time do you", 2) == "noted"  # Twilio reports stable parts
+    (_, check), = h.timers
+    assert check() == "stale" and h.jobs == []  # the early window never starts a speculation on "what time"
+    assert h.partial("what time do you open on sunday", "", 3) == "noted" and len(h.timers) == 1  # no more windows

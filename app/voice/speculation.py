@@ -69,6 +69,7 @@ class Speculation:
     text: str = ""  # the latest running transcript
     stable: str = ""
     heard_at: float = 0.0
+    stable_seen: bool = False  # this call's recognizer reports stable parts (kept across turns): no quiet window
     closed: bool = False  # the final result arrived: nothing more starts for this turn
     gen: int = 0  # generation of the current speculation (0: none started yet)
     count: int = 0  # speculations started for this turn
@@ -145,7 +146,7 @@ def complete_and_stable(unstable: str, stable: str) -> bool:
 def _for_turn(spec: Speculation, turn: int) -> Speculation:
     """The record for ``turn``: a fresh one when it still holds an older turn's (its new generation
     fences out any job of the old one)."""
-    return spec if spec.turn == turn else Speculation(turn=turn, gen=spec.gen + 1)
+    return spec if spec.turn == turn else Speculation(turn=turn, gen=spec.gen + 1, stable_seen=spec.stable_seen)
 
 
 class _Timers:
@@ -234,7 +235,11 @@ class Speculator:
             if seen.turn == upcoming and seen.live and seen.key == speech_key(unstable):
                 return "already"  # the live speculation answers this text: nothing to write
             return self._maybe_start(business, call_sid, upcoming, seq, history, heard=(unstable, stable))
-        if not stable.strip() and looks_complete(unstable):
+        if stable.strip() and not seen.stable_seen:
+            # The first stable part of the call: from now on only Twilio's stable part starts a
+            # speculation (recorded once; it also fences a quiet window armed by an earlier short partial).
+            return "stale" if self._note(call_sid, upcoming, seq, unstable, stable) == "stale" else "noted"
+        if not stable.strip() and looks_complete(unstable) and not seen.stable_seen:
             # A recognizer that reports no stable part at all: a transcript left unchanged for the quiet
             # window stands in for it. Where Twilio reports one, only its catching up starts a speculation
             # (a late partial on a loaded network must not start one mid-sentence).
@@ -258,7 +263,8 @@ class Speculator:
             if spec.closed or seq <= spec.seq:
                 box["stale"] = True
                 return spec
-            return dataclasses.replace(spec, seq=seq, text=unstable, stable=stable, heard_at=now)
+            return dataclasses.replace(spec, seq=seq, text=unstable, stable=stable, heard_at=now,
+                                       stable_seen=spec.stable_seen or bool(stable.strip()))
 
         self._update(call_sid, note)
         return "stale" if box.get("stale") else "noted"
@@ -280,7 +286,8 @@ class Speculator:
                 box["why"] = "stale"
                 return spec
             if heard is not None:
-                spec = dataclasses.replace(spec, seq=seq, text=heard[0], stable=heard[1], heard_at=now)
+                spec = dataclasses.replace(spec, seq=seq, text=heard[0], stable=heard[1], heard_at=now,
+                                           stable_seen=spec.stable_seen or bool(heard[1].strip()))
             key = speech_key(spec.text)
             if spec.live and spec.key == key:
                 box["why"] = "already"
