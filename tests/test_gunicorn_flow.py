@@ -105,29 +105,57 @@ def test_process_on_one_host_and_tts_ready_on_another(tmp_path, llm, state_env):
         assert len(llm.requests) == 1
 
 
+def pinned_clients(base: str, pids: int = 2, tries: int = 40) -> dict[str, httpx.Client]:
+    """One keep-alive client per gunicorn worker: a connection stays with the worker that accepted it,
+    so requests sent through ``clients[pid]`` are served by worker ``pid``. Opens connections until
+    each worker has one (which worker accepts a new connection is the kernel's choice)."""
+    clients: dict[str, httpx.Client] = {}
+    for _ in range(tries):
+        client = httpx.Client(base_url=base, timeout=20, limits=httpx.Limits(max_connections=1))
+        pid = client.get("/healthz").headers["X-Warmline-Worker"]
+        if pid in clients:
+            client.close()
+        else:
+            clients[pid] = client
+        if len(clients) == pids:
+            return clients
+    for client in clients.values():
+        client.close()
+    raise AssertionError(f"{tries} connections all went to workers {sorted(clients)}")
+
+
+def pinned_post(client: httpx.Client, path: str, params: dict[str, str]) -> httpx.Response:
+    url = str(client.base_url).rstrip("/") + path
+    return client.post(path, data=params, headers={"X-Twilio-Signature": sign(url, params)})
+
+
 def test_turns_cross_workers_of_one_gunicorn(tmp_path, llm):
-    workers_seen: set[tuple[str, str]] = set()
     with GunicornServer(tmp_path / "var", env=env_for(llm), workers=2, threads=4) as server:
         assert len(server.worker_pids()) == 2
-        for _ in range(8):
-            call_sid = new_call_sid()
-            first = process(server.base_url, call_sid, "Can you help me?")
-            v = verbs(first.content)
-            assert v[0][0] in ("Say", "Play") and v[1][0] == "Redirect"  # the filler (a clip once synthesized)
-            response = follow_on(server.base_url, v[1][2], call_sid)
-            answer = verbs(response.content)
-            fixed = fixed_phrase_urls(server.base_url)
-            plays = [x[2] for x in answer if x[0] == "Play" and x[2] not in fixed]
-            while answer[-1][0] == "Redirect":
-                response = follow_on(server.base_url, answer[-1][2], call_sid)
-                answer = verbs(response.content)
-                plays += [x[2] for x in answer if x[0] == "Play" and x[2] not in fixed]
-            assert [x[0] for x in answer][-5::2] == ["Gather", "Gather", "Hangup"]
-            assert len(plays) == 2
-            workers_seen.add((first.headers["X-Warmline-Worker"], response.headers["X-Warmline-Worker"]))
-            if any(p != r for p, r in workers_seen):
-                break
-    assert any(p != r for p, r in workers_seen), f"every turn stayed on one worker: {workers_seen}"
+        clients = pinned_clients(server.base_url)
+        (a, on_a), (b, on_b) = clients.items()
+        try:
+            for first_on, hops_on in ((on_a, on_b), (on_b, on_a)):  # started on one worker, answered by the other
+                call_sid = new_call_sid()
+                first = pinned_post(first_on, f"/voice/process/demo/{call_sid}",
+                                    twilio_form(call_sid, SpeechResult="Can you help me?"))
+                v = verbs(first.content)
+                assert v[0][0] in ("Say", "Play") and v[1][0] == "Redirect"  # the filler (a clip once synthesized)
+                fixed = fixed_phrase_urls(server.base_url)
+                answer, plays, served = v, [], []
+                while answer[-1][0] == "Redirect":
+                    parts = urlsplit(answer[-1][2])
+                    response = pinned_post(hops_on, parts.path + "?" + parts.query, twilio_form(call_sid))
+                    served.append(response.headers["X-Warmline-Worker"])
+                    answer = verbs(response.content)
+                    plays += [x[2] for x in answer if x[0] == "Play" and x[2] not in fixed]
+                assert [x[0] for x in answer][-5::2] == ["Gather", "Gather", "Hangup"]
+                assert len(plays) == 2
+                assert first.headers["X-Warmline-Worker"] != served[-1] and set(served) == {served[-1]}
+                assert {first.headers["X-Warmline-Worker"], served[-1]} == {a, b}
+        finally:
+            for client in clients.values():
+                client.close()
 
 
 def test_worker_killed_mid_turn_the_next_hop_takes_it_over(tmp_path, llm, state_env):
