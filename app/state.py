@@ -385,6 +385,7 @@ class _HostNotifier:
         self._scanned = 0.0
         self._closed = threading.Event()
         self.active = False  # this process's socket is bound (else its waiters must poll often)
+        self._out: tuple[int, socket.socket | None] = (0, None)
 
     def _mine(self) -> str:
         return str(self.directory / f"{os.getpid()}.sock")
@@ -433,24 +434,41 @@ class _HostNotifier:
         if not self._peers:
             return
         data = key.encode("utf-8")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as out:
-            out.setblocking(False)
-            for peer in list(self._peers):
-                try:
-                    out.sendto(data, peer)
-                except BlockingIOError:
-                    pass  # its buffer is full: that process's waiters poll
-                except (ConnectionRefusedError, FileNotFoundError):
-                    with contextlib.suppress(ValueError):
-                        self._peers.remove(peer)
-                    with contextlib.suppress(OSError):
-                        if not _pid_running(peer):
-                            os.unlink(peer)
-                except OSError:
-                    pass
+        out = self._sender()
+        if out is None:
+            return
+        for peer in list(self._peers):
+            try:
+                out.sendto(data, peer)
+            except BlockingIOError:
+                pass  # its buffer is full: that process's waiters poll
+            except (ConnectionRefusedError, FileNotFoundError):
+                with contextlib.suppress(ValueError):
+                    self._peers.remove(peer)
+                with contextlib.suppress(OSError, ValueError):
+                    if not pid_alive(int(Path(peer).stem)):
+                        os.unlink(peer)
+            except OSError:
+                pass
+
+    def _sender(self) -> socket.socket | None:
+        """This process's unbound, non-blocking socket for sending notices (made once per process)."""
+        pid, out = self._out
+        if pid != os.getpid() or out is None:
+            try:
+                out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                out.setblocking(False)
+            except OSError:
+                return None
+            self._out = (os.getpid(), out)
+        return out
 
     def close(self) -> None:
         self._closed.set()
+        pid, out = self._out
+        if out is not None and pid == os.getpid():
+            out.close()
+        self._out = (0, None)
         if self._sock is not None and self._pid == os.getpid():
             self._sock.close()
             with contextlib.suppress(OSError):
@@ -460,15 +478,19 @@ class _HostNotifier:
         self._sock = None
 
 
-def _pid_running(sock_path: str) -> bool:
-    """Is the process named by a notice socket ``<pid>.sock`` still running?"""
+def pid_alive(pid: int) -> bool:
+    """True when process ``pid`` of this host is running (not gone, not a zombie)."""
     try:
-        os.kill(int(Path(sock_path).stem), 0)
-    except (ValueError, ProcessLookupError):
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc: the pid exists, take it as alive
 
 
 class DiskCallState(_Base):

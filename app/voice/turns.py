@@ -45,6 +45,7 @@ from app.errors import FencedOut, InvalidText, StateError, WarmlineError
 from app.responders.base import Reply
 from app.speech.fallback import chain_for
 from app.speech.pieces import split_pieces
+from app.state import pid_alive
 from app.voice import turn as T
 from app.voice.arms import arm_for
 from app.voice.turn import Turn
@@ -114,7 +115,7 @@ class Liveness:
             return True
         host, pid, _nonce = (owner.rsplit(":", 2) + ["", ""])[:3]
         if host == mine.rsplit(":", 2)[0] and pid.isdigit():
-            return _pid_alive(int(pid))
+            return pid_alive(int(pid))
         return self.state.lease_owner(process_lease(owner)) == owner
 
     def close(self) -> None:
@@ -128,21 +129,6 @@ class Liveness:
                 self.state.release_lease(process_lease(owner), owner)
             except StateError as exc:
                 log.warning("could not drop this process's heartbeat: %s", exc)
-
-
-def _pid_alive(pid: int) -> bool:
-    """True when process ``pid`` of this host is running (not gone, not a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True  # no /proc: the pid exists, take it as alive
 
 
 def reply_pieces(reply: Reply, business: Business) -> list[dict[str, Any]]:
