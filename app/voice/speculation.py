@@ -238,7 +238,7 @@ class Speculator:
         if stable.strip() and not seen.stable_seen:
             # The first stable part of the call: from now on only Twilio's stable part starts a
             # speculation (recorded once; it also fences a quiet window armed by an earlier short partial).
-            return "stale" if self._note(call_sid, upcoming, seq, unstable, stable) == "stale" else "noted"
+            return self._note(call_sid, upcoming, seq, unstable, stable)
         if not stable.strip() and looks_complete(unstable) and not seen.stable_seen:
             # A recognizer that reports no stable part at all: a transcript left unchanged for the quiet
             # window stands in for it. Where Twilio reports one, only its catching up starts a speculation
@@ -250,7 +250,7 @@ class Speculator:
         if not stable.strip() and seen.turn == upcoming and seen.seq and not seen.stable:
             # Not complete, without a stable part, after a complete-looking one armed the quiet window:
             # recorded, so that it fences that partial's timer (the caller is still speaking).
-            return "stale" if self._note(call_sid, upcoming, seq, unstable, stable) == "stale" else "noted"
+            return self._note(call_sid, upcoming, seq, unstable, stable)
         return "noted"
 
     def _note(self, call_sid: str, turn: int, seq: int, unstable: str, stable: str) -> str:
