@@ -50,3 +50,12 @@ def test_out_of_range_and_overlapping_marks_are_ignored():
 )
 def test_value_marks(text, values):
     assert [text[s:e] for _, s, e in value_marks(text)] == values
+
+
+def test_remembered_split_hands_out_a_fresh_list_and_keys_on_the_marks():
+    first = split_pieces("Call us at noon. We open at 9.", "slot")
+    first.append("changed by the caller")
+    assert split_pieces("Call us at noon. We open at 9.", "slot") == ["Call us at noon.", "We open at", "9."]
+    # the same text with a responder mark is split again, not served from the unmarked entry
+    assert split_pieces("Ask for Sam Jones today.", "slot", [["name", 8, 17]]) == ["Ask for", "Sam Jones", "today."]
+    assert split_pieces("Ask for Sam Jones today.", "slot") == ["Ask for Sam Jones today."]

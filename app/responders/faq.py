@@ -14,6 +14,7 @@ its sentences are cache hits; only the marked values vary.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -73,18 +74,32 @@ _AT_HOUR_RE = re.compile(r"\bat\s+(\d{1,2})\b(?!\s*(?:st|nd|rd|th|of)\b)")
 _PART_OF_DAY = (("noon", "noon"), ("midday", "noon"), ("morning", "in the morning"),
                 ("afternoon", "in the afternoon"), ("evening", "in the evening"))
 _ASK_TIME_NAME = re.compile(r"^(?:Thanks, (?P<a>[^.,]+)\. |Sorry, (?P<b>[^.,]+), I didn't catch)")
+_NOT_WORD_RE = re.compile(r"[^a-z0-9'\-:. ]+")
+_SENTENCE_DOT_RE = re.compile(r"(?<![a-z0-9])\.|\.(?![a-z0-9])")
 
 
 def _norm(text: str) -> str:
     """Lower case, curly quotes folded, punctuation (except ' - :) to spaces, spaces collapsed."""
     text = text.replace("\u2019", "'").replace("\u2018", "'").lower()
-    text = re.sub(r"[^a-z0-9'\-:. ]+", " ", text)
-    text = re.sub(r"(?<![a-z0-9])\.|\.(?![a-z0-9])", " ", text)  # sentence dots, not "p.m" or "3.30"
+    text = _NOT_WORD_RE.sub(" ", text)
+    text = _SENTENCE_DOT_RE.sub(" ", text)  # sentence dots, not "p.m" or "3.30"
     return " ".join(text.split())
 
 
+@functools.lru_cache(maxsize=4096)
+def _phrase_re(phrase: str) -> re.Pattern[str]:
+    """``phrase`` as a whole-word pattern, compiled once (the phrases come from code and business files)."""
+    return re.compile(r"(?<![a-z0-9'])" + re.escape(phrase) + r"(?![a-z0-9'])")
+
+
 def _has(norm: str, phrase: str) -> bool:
-    return re.search(r"(?<![a-z0-9'])" + re.escape(phrase) + r"(?![a-z0-9'])", norm) is not None
+    return _phrase_re(phrase).search(norm) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _norm_keyword(keyword: str) -> str:
+    """:func:`_norm` of a business file's FAQ keyword (pure, so remembered)."""
+    return _norm(keyword)
 
 
 def _has_any(norm: str, phrases: tuple[str, ...]) -> bool:
@@ -297,7 +312,7 @@ class FaqResponder:
         """The answer of the FAQ with most matching keywords (the first on a tie), or None."""
         best, best_hits = None, 0
         for faq in business.faq:
-            hits = sum(1 for kw in faq.keywords if _has(norm, _norm(kw)))
+            hits = sum(1 for kw in faq.keywords if _has(norm, _norm_keyword(kw)))
             if hits > best_hits:
                 best, best_hits = faq.answer, hits
         return best

@@ -21,6 +21,7 @@ Pure and thread-safe.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -52,11 +53,23 @@ def _split(text: str, splice: str) -> list[str]:
 
 
 def split_pieces(text: str, splice: str = "sentence", marks: Sequence[Mark] = ()) -> list[str]:
-    """The pieces of ``text``; every piece holds something speakable, and joined they say all of ``text``."""
+    """The pieces of ``text``; every piece holds something speakable, and joined they say all of ``text``.
+
+    Remembered per (text, splice, marks): the same fixed answers are split on every call.
+    """
+    return list(_split_pieces(text, splice, tuple(tuple(m) for m in marks)))
+
+
+@functools.lru_cache(maxsize=8192)
+def _split_pieces(text: str, splice: str, marks: tuple[Mark, ...]) -> tuple[str, ...]:
+    return tuple(_pieces(text, splice, marks))
+
+
+def _pieces(text: str, splice: str, marks: Sequence[Mark]) -> list[str]:
     if splice == "whole":
         return [text.strip()] if is_speakable(text) else []
     if splice == "phrase":
-        return mark_joins(split_pieces(text, "slot", marks))
+        return mark_joins(_pieces(text, "slot", marks))
     if splice != "slot":
         return _merge_unspeakable(_split(text, "clause" if splice == "clause" else "sentence"))
     given = [m for m in marks if 0 <= m[1] < m[2] <= len(text)]
