@@ -7,6 +7,7 @@ notified wait -- never on a sleep.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
@@ -85,6 +86,27 @@ def test_a_streamed_turns_first_sentence_is_playable_before_the_model_has_finish
     assert done.status == T.DONE and done.text == "Here is the first part. And here is the second part."
     assert [p["text"] for p in done.pieces] == ["Here is the first part.", "And here is the second part."]
     assert all(p.get("url") for p in done.pieces) and responder.asked == ["question"]
+
+
+def test_a_phrase_level_streamed_turn_plays_its_first_sentence_before_the_model_has_finished(rig):
+    """The default level (``phrase``) is cut sentence by sentence from a model's stream, like ``sentence``."""
+    demo, responder, a = rig
+    phrase = dataclasses.replace(demo, splice="phrase")
+    responder.first, responder.rest = "We open at 9 am on Monday.", "And we close at 5 pm."
+    call_sid = new_call_sid()
+    call = a.engine.caller_said(phrase, call_sid, "when do you open")
+    a.engine.begin(phrase, call_sid, "when do you open", t0=a.engine.clock(), call=call)
+    job = run_in_thread(a.pool.run_next)
+    turn = a.engine.wait(call_sid, 1, lambda t: len(t.ready_prefix()) == 3, timeout_s=10)
+    assert [p["text"] for p in turn.ready_prefix()] == ["We open at~", "~9 am~", "~on Monday."]
+    assert turn.status == T.RUNNING and turn.text is None  # the model is still writing
+    hop = verbs(a.flow.ready(phrase, Urls(BASE, "demo", call_sid), 1, 0))
+    assert [v[0] for v in hop] == ["Play", "Redirect"] and hop[1][2].endswith("turn=1&played=3")  # one assembled clip
+    responder.release.set()
+    job.join(10)
+    done = a.engine.get(call_sid, 1)
+    assert [p["text"] for p in done.pieces] == ["We open at~", "~9 am~", "~on Monday.", "And we close at~", "~5 pm."]
+    assert done.status == T.DONE and done.text == "We open at 9 am on Monday. And we close at 5 pm."
 
 
 def settle_flow(a, demo, call_sid: str, final: str) -> str:

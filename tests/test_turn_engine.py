@@ -317,6 +317,19 @@ def test_transitions_are_explicit_and_illegal_ones_raise():
     assert Turn.from_dict(ended.to_dict()) == ended
 
 
+def test_a_ready_prefix_never_stops_inside_running_speech():
+    turn = T.extend(T.start(T.new("hi", started=1.0, host="h", now=1.0, history_len=0), "h"),
+                    [{"text": t} for t in ("We open at~", "~9 am~", "~on Monday.", "Bye~", "~now.")])
+    ready = lambda t, i: T.piece_ready(t, i, {"text": t.pieces[i]["text"], "url": f"/c{i}"})  # noqa: E731
+    assert ready(turn, 0).ready_prefix() == []  # "We open at" runs on into "9 am": not a place to pause
+    assert ready(ready(turn, 0), 1).ready_prefix() == []
+    first = ready(ready(ready(turn, 0), 1), 2)
+    assert [p["text"] for p in first.ready_prefix()] == ["We open at~", "~9 am~", "~on Monday."]
+    assert [p["text"] for p in ready(first, 3).ready_prefix()] == ["We open at~", "~9 am~", "~on Monday."]
+    failed = T.piece_ready(first, 3, {"text": "Bye~", "failed": "timeout"})  # a <Say>'d piece runs on too
+    assert len(failed.ready_prefix()) == 3 and len(ready(failed, 4).ready_prefix()) == 5
+
+
 # --- the heartbeat itself -------------------------------------------------------------------------
 def test_liveness_heartbeat_is_seen_by_another_process_and_gone_when_released(make_app, state_url):
     app = make_app(state_url=state_url)

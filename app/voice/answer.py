@@ -15,8 +15,10 @@ speculation was dropped): the producer then closes the stream (the HTTP request 
 abandoned), starts no more clips and returns False; clips already being made finish on the pool
 (content-addressed and published, so harmless) but their results are not written.
 
-``whole`` and ``slot`` businesses cut pieces from the whole reply (slot marks need it), so for them
-the stream is read to its end first; ``sentence`` and ``clause`` cut each sentence as it completes.
+``sentence`` and ``clause`` cut each sentence into pieces as it completes; so do ``slot`` and
+``phrase`` when the stream is a model's (``stream.streamed``: a model's reply carries no responder
+marks, and its values are found sentence by sentence exactly as in the whole text). A one-shot
+reply (a responder that marks values) and ``whole`` are cut from the whole reply at the end.
 
 Thread-safety: one call of :func:`produce` runs on one thread; clip completions call
 ``Sink.piece_ready`` from the synthesis pool's threads, so a sink must be thread-safe (the state
@@ -41,6 +43,8 @@ log = logging.getLogger("warmline.answer")
 
 Piece = dict[str, Any]
 INCREMENTAL_SPLICES = ("sentence", "clause")
+STREAMED_SPLICES = ("slot", "phrase")
+"""Levels cut sentence by sentence only when the reply streams from a model (no responder marks)."""
 
 
 @dataclass(frozen=True)
@@ -170,8 +174,10 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
         pump()
 
     try:
-        incremental = splice in INCREMENTAL_SPLICES
+        incremental = False  # known once the stream is open (a wrapper learns whether its source streams)
         for sentence in stream:
+            incremental = splice in INCREMENTAL_SPLICES or (splice in STREAMED_SPLICES
+                                                            and bool(getattr(stream, "streamed", False)))
             if incremental:
                 sink.check()
                 add(split_pieces(sentence, splice))
@@ -267,4 +273,4 @@ def synthesis_pool(workers: int) -> ThreadPoolExecutor:
         return pool
 
 
-__all__ = ["INCREMENTAL_SPLICES", "Piece", "Progress", "Sink", "TurnSink", "produce", "synthesis_pool"]
+__all__ = ["INCREMENTAL_SPLICES", "STREAMED_SPLICES", "Piece", "Progress", "Sink", "TurnSink", "produce", "synthesis_pool"]

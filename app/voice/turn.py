@@ -39,6 +39,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.speech.canon import JOIN
+
 QUEUED, RUNNING, DONE, FAILED, ABANDONED = "queued", "running", "done", "failed", "abandoned"
 STATUSES = (QUEUED, RUNNING, DONE, FAILED, ABANDONED)
 JOB_OVER = (DONE, FAILED, ABANDONED)
@@ -89,13 +91,22 @@ class Turn:
         return self.status in JOB_OVER
 
     def ready_prefix(self) -> list[Piece]:
-        """The leading pieces that can be spoken now (a clip URL, or a failed piece to <Say>)."""
+        """The leading pieces that can be spoken now (a clip URL, or a failed piece to <Say>).
+
+        Never ends inside running speech: a ``phrase`` piece marked to run on into the next one
+        (a trailing :data:`~app.speech.canon.JOIN`) is held back until that one is ready too, so a
+        prefix played before the rest stops where the voice pauses (a comma, a sentence's end),
+        not mid-phrase with a hop's round trip as the pause.
+        """
+        pieces = self.pieces or ()
         ready = []
-        for piece in self.pieces or ():
+        for piece in pieces:
             if piece.get("url") or piece.get("failed"):
                 ready.append(piece)
             else:
                 break
+        while ready and len(ready) < len(pieces) and str(ready[-1].get("text", "")).endswith(JOIN):
+            ready.pop()
         return ready
 
     @property
