@@ -21,9 +21,10 @@ replaying each dialogue's recorded system turn with a latency drawn uniformly fr
 for the AI in every arm. TTS is ``simulator.deepgram_emulator`` (one per arm, 15 concurrent
 requests like a Deepgram project) with a Deepgram-like latency: first byte after
 ``ttfb + per_char x chars`` (+ uniform jitter). The store upload of a new clip is modelled as
-``--upload-ms`` added to that latency: on a miss the clip is synthesized and then uploaded, one
-after the other, in every arm, so the sum is what the caller waits for (the local store itself
-takes ~1 ms). Audio: by default the emulator speaks a tone whose length follows Piper's measured
+``--upload-ms`` at the store itself (:mod:`simulator.modeled_upload`, in the arms' workers): on a miss
+the clip is synthesized and then uploaded, one after the other, in every arm, and a clip assembled
+from cached pieces (the ``phrase`` level) is uploaded too (the local store itself takes ~1 ms).
+Audio: by default the emulator speaks a tone whose length follows Piper's measured
 speaking rate (19 characters a second) so that the emulator's own CPU does not compete with the
 server on a small machine; ``--voice piper`` speaks with Piper instead (slow to warm up).
 Twilio's side: ``simulator.twilio_client`` with an 80 ms round trip, 120 ms first media fetch,
@@ -117,6 +118,8 @@ def arms(instant_budget_ms: int = 300) -> dict[str, Arm]:
                                 "sentence", True, stream=True, clips_per_turn=3, barge_in=True),
         "warmline": Arm("warmline", "full Warmline", 100, instant_budget_ms, "sentence", True, stream=True,
                         clips_per_turn=3, speculate=True, barge_in=True),
+        "warmline-phrase": Arm("warmline-phrase", "full Warmline, phrase level", 100, instant_budget_ms, "phrase",
+                               True, stream=True, clips_per_turn=3, speculate=True, barge_in=True),
     }
 
 
@@ -726,7 +729,7 @@ def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
         servers_by_arm: dict[str, Any] = {}
         dgs: dict[str, Any] = {}
         for arm in chosen_arms:
-            dg = DeepgramEmulator(api_key=DEEPGRAM_KEY, ttfb_ms=config.deepgram_ttfb_ms + config.upload_ms,
+            dg = DeepgramEmulator(api_key=DEEPGRAM_KEY, ttfb_ms=config.deepgram_ttfb_ms,
                                   per_char_ms=config.deepgram_per_char_ms, jitter_ms=config.deepgram_jitter_ms,
                                   seed=config.seed, speaker=speaker)
             dg.start()
@@ -738,10 +741,11 @@ def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
                    "WARMLINE_DEEPGRAM_URL": dgs[arm.id].base_url, "WARMLINE_DEEPGRAM_API_KEY": DEEPGRAM_KEY,
                    "WARMLINE_LLM_URL": llms[arm.id].base_url, "WARMLINE_LLM_API_KEY": LLM_KEY,
                    "WARMLINE_LLM_MODEL": "replay", "WARMLINE_LLM_STREAM": "true" if arm.stream else "false",
-                   "WARMLINE_CLIPS_PER_TURN": str(arm.clips_per_turn)}
+                   "WARMLINE_CLIPS_PER_TURN": str(arm.clips_per_turn), "SIMULATOR_UPLOAD_MS": f"{config.upload_ms:g}"}
             if config.hop_s is not None:
                 env["WARMLINE_HOP_S"] = f"{config.hop_s:g}"
-            server = start_server(runs[arm.id].data_dir, env, workers=config.workers, threads=config.threads)
+            server = start_server(runs[arm.id].data_dir, env, workers=config.workers, threads=config.threads,
+                                  app="simulator.bench_wsgi:app")
             servers_by_arm[arm.id] = server
             servers.append(server)  # stopped in the finally below, even if another arm's server fails
 
@@ -863,7 +867,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--deepgram-ttfb-ms", type=float, default=d.deepgram_ttfb_ms)
     p.add_argument("--deepgram-per-char-ms", type=float, default=d.deepgram_per_char_ms)
     p.add_argument("--deepgram-jitter-ms", type=float, default=d.deepgram_jitter_ms)
-    p.add_argument("--upload-ms", type=float, default=d.upload_ms, help="store upload per new clip (added to TTS)")
+    p.add_argument("--upload-ms", type=float, default=d.upload_ms, help="store upload per new clip (at the store)")
     p.add_argument("--instant-budget-ms", type=int, default=d.instant_budget_ms, help="full Warmline's instant budget")
     p.add_argument("--hop-s", type=float, default=None,
                    help="the server's longest wait per tts-ready hop before a second filler (default: the product's)")

@@ -110,16 +110,17 @@ def warm(config: dict[str, Any], *, corpus: Path | None = None, budget_chars: in
             client.close()
 
 
-def start_server(data_dir: Path, env: dict[str, str], *, workers: int | None = 2, threads: int | None = 8):
+def start_server(data_dir: Path, env: dict[str, str], *, workers: int | None = 2, threads: int | None = 8,
+                 app: str = "wsgi:app"):
     """A started gunicorn (``simulator.server.GunicornServer``) serving ``data_dir`` with ``env``.
 
-    ``workers`` / ``threads`` None: the project's defaults (gunicorn.conf.py).
+    ``workers`` / ``threads`` None: the project's defaults (gunicorn.conf.py). ``app``: the WSGI app.
     """
     if str(ROOT) not in sys.path:  # tests/ is a package at the project root
         sys.path.insert(0, str(ROOT))
     from simulator.server import GunicornServer
 
-    return GunicornServer(data_dir, env=env, workers=workers, threads=threads).start(timeout=60.0)
+    return GunicornServer(data_dir, env=env, workers=workers, threads=threads, app=app).start(timeout=60.0)
 
 
 _KEY_IN_URL = re.compile(r"https?://\S+/([0-9a-f]{64})\.wav")

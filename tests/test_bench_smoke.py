@@ -143,3 +143,18 @@ def _calls_of(tmp_path: Path, ms: str, arm: str) -> set[str]:
             if line.startswith("call CA"):
                 out.add(line.split()[1])
     return out
+
+
+def test_the_modeled_upload_delays_only_new_objects_of_the_store_it_models(tmp_path):
+    from cdn.local import LocalStore
+    from simulator.modeled_upload import modeled_put
+    from tests.fakes import tone_wav
+
+    waits: list[float] = []
+    put = modeled_put(tmp_path / "cdn", 0.2, sleep=waits.append)
+    store, spool = LocalStore(tmp_path / "cdn", "/cdn"), LocalStore(tmp_path / "spool", "/cdn")
+    name, data = "tts/v2/x/ab/ab" + "c" * 62 + ".wav", tone_wav("hello")
+    assert put(store, name, data) == "/cdn/" + name and waits == [0.2]
+    assert put(store, name, data) == "/cdn/" + name and waits == [0.2]  # already there: no upload
+    put(spool, name, data)
+    assert waits == [0.2] and (tmp_path / "spool" / name).read_bytes() == data  # the spool is local disk
