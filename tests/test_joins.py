@@ -219,7 +219,7 @@ def _phrase_app(make_app, tmp_path, responder, provider=None):
     return app
 
 
-def test_a_cached_phrase_answer_is_one_assembled_play(make_app, tmp_path):
+def test_a_cached_phrase_answer_is_one_assembled_play_per_sentence(make_app, tmp_path):
     from app.ids import new_call_sid
     from app.responders.base import Reply
     from tests.conftest import signed_post, twilio_form
@@ -238,10 +238,12 @@ def test_a_cached_phrase_answer_is_one_assembled_play(make_app, tmp_path):
                            twilio_form(call_sid, SpeechResult="when?", Confidence="0.9")).data
         doc = verbs(body)
         answer = doc[: [v[0] for v in doc].index("Gather")]  # what plays before the next <Gather>
-        expected = assembled_key([c.key for c in clips], join_pauses(pieces), PIPER)
-        assert [v[0] for v in answer] == ["Play"], doc
+        assert pieces[-1] == "Is that right?"  # a sentence of its own: its clip plays as it is
+        expected = assembled_key([c.key for c in clips[:-1]], join_pauses(pieces[:-1]), PIPER)
+        assert [v[0] for v in answer] == ["Play", "Play"], doc
         assert answer[0][2] == f"http://localhost/cdn/tts/v2/{PIPER.slug}/{expected[:2]}/{expected}.wav"
         assert synth.store.exists(f"tts/v2/{PIPER.slug}/{expected[:2]}/{expected}.wav")
+        assert answer[1][2] == f"http://localhost/cdn/{clips[-1].name}"
         assert "~" not in body.decode()
     finally:
         app.extensions["warmline"].shutdown(wait=True)

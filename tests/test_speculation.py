@@ -181,6 +181,39 @@ def test_a_dropped_answer_stops_the_stream_and_writes_nothing_more():
     assert sink.reply is None and not sink.finished and [p["text"] for p in sink.pieces] == ["One."]
 
 
+def test_a_phrase_sentence_is_assembled_when_its_last_clip_is_made_and_before_that_piece_is_written():
+    log: list = []
+    stream = Stream(["We open at 9 am.", "Bye."], Reply("We open at 9 am. Bye."), log)
+    stream.streamed = True  # a model's stream: cut sentence by sentence at the phrase level too
+    sink = RecordingSink(log)
+    assert produce(stream, splice="phrase", make_clip=clip_of, sink=sink, synth=Inline(),
+                   assemble=lambda texts: log.append(("assemble", tuple(texts))))
+    assert log == [
+        "next", ("step", ("We open at~", "~9 am."), (0,), False),
+        ("assemble", ("We open at~", "~9 am.")), ("step", (), (1,), False),
+        "next", ("step", ("Bye.",), (2,), False),  # one piece: nothing to assemble
+        "next", ("step", (), (), True),
+    ]
+
+
+def test_a_sentence_with_a_failed_piece_is_not_assembled_and_an_assembly_failure_loses_nothing():
+    log: list = []
+
+    def make_clip(text):
+        return {"text": text, "failed": "timeout"} if "9 am" in text else clip_of(text)
+
+    def assemble(texts):
+        log.append(("assemble", tuple(texts)))
+        raise OSError("store away")
+
+    stream = Stream(["We open at 9 am.", "We close at 6 pm."], Reply("We open at 9 am. We close at 6 pm."), log)
+    stream.streamed = True
+    sink = RecordingSink(log)
+    assert produce(stream, splice="phrase", make_clip=make_clip, sink=sink, synth=Inline(), assemble=assemble)
+    assert [x for x in log if x[0] == "assemble"] == [("assemble", ("We close at~", "~6 pm."))]
+    assert sink.finished and [p.get("failed") for p in sink.pieces] == [None, "timeout", None, None]
+
+
 def test_whole_splice_waits_for_the_whole_reply():
     log: list = []
     stream = Stream(["One.", "Two."], Reply("One. Two."), log)

@@ -140,6 +140,22 @@ def join_pauses(pieces: Sequence[str]) -> list[int]:
     return out
 
 
+def ends_sentence(piece: str) -> bool:
+    """True when ``piece`` ends a sentence: no join mark and no clause punctuation at its end."""
+    end = piece.rstrip().rstrip(_CLOSE)
+    return not end.endswith(JOIN) and not end.endswith((",", ";", ":", "-", "\u2013", "\u2014"))
+
+
+def sentence_runs(pieces: Sequence[str]) -> list[tuple[int, int]]:
+    """``[start, end)`` index ranges of ``pieces``, one per sentence (the last one may be unfinished)."""
+    runs, start = [], 0
+    for i, piece in enumerate(pieces):
+        if ends_sentence(piece) or i == len(pieces) - 1:
+            runs.append((start, i + 1))
+            start = i + 1
+    return runs
+
+
 def plain(piece: str) -> str:
     """A piece's words without its join marks (what ``<Say>`` or a log shows)."""
     return piece.strip().strip(JOIN).strip()

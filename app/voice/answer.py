@@ -37,7 +37,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.speech.pieces import split_pieces
+from app.speech.pieces import sentence_runs, split_pieces
 
 log = logging.getLogger("warmline.answer")
 
@@ -84,6 +84,7 @@ class ReplyStreamLike(Protocol):
 
 def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], Piece], sink: Sink,
             synth: Executor, per_turn: int = 3, apology: str = "",
+            assemble: Callable[[Sequence[str]], Any] | None = None,
             clock: Callable[[], float] = time.perf_counter) -> bool:
     """Read ``stream``, feed ``sink``, make clips on ``synth``; True when the whole answer landed.
 
@@ -97,6 +98,13 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
     then -- about one state write per piece, where adding, filling, replying and finishing were one
     each. Pieces not yet playable are not written (nothing can play them); between writes each new
     sentence checks (a read) that the answer is still wanted, so a dropped one stops the model early.
+
+    ``assemble(texts)``, when given, is called with a sentence's piece texts once all of them have a
+    clip in the business's own voice, on the clip thread that completed them and before that piece
+    is written: the ``phrase`` level plays a sentence as one clip assembled from its pieces, and
+    making it here puts the store upload on the answer's way, not inside a webhook's wait (the
+    webhook then finds it in the index). Its failure is logged; the webhook assembles or plays the
+    pieces one by one.
     """
     if per_turn < 1:
         raise ValueError("per_turn must be at least 1")
@@ -107,6 +115,22 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
     state: dict[str, Any] = {"in_flight": 0, "count": 0, "written": 0, "reply": None, "done": False}
     pending: list[str] = []  # texts added since the last write
     stopped = threading.Event()
+    run_of: dict[int, tuple[int, int]] = {}  # piece index -> its sentence's [start, end)
+    made: dict[int, Piece] = {}
+
+    def assemble_if_whole(i: int, piece: Piece) -> None:
+        """Assemble piece ``i``'s sentence when ``piece`` was the last of its clips to be made."""
+        with lock:
+            made[i] = piece
+            start, end = run_of.get(i, (i, i + 1))
+            if end - start < 2 or any(j not in made for j in range(start, end)):
+                return
+            run = [made[j] for j in range(start, end)]
+        if all(p.get("url") and not p.get("voice") and not p.get("failed") for p in run):
+            try:
+                assemble([str(p["text"]) for p in run])
+            except Exception as exc:  # noqa: BLE001 - the webhook assembles or plays the pieces one by one
+                log.warning("assembling a sentence of %d pieces failed: %s", len(run), exc)
 
     def emit(ready: tuple[tuple[int, Piece], ...]) -> None:
         """Write what is new (under emit_lock); the reply and ``done`` ride along once everything is ready."""
@@ -134,6 +158,8 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
                 except Exception as exc:  # a bug, not a synthesis failure: <Say> the piece, keep the answer going
                     log.exception("making the clip of piece %d failed", i)
                     piece = {"text": text, "failed": f"{type(exc).__name__}: {exc}"}
+                if assemble is not None and not stopped.is_set():
+                    assemble_if_whole(i, piece)
                 if not stopped.is_set():
                     with emit_lock:
                         emit(((i, piece),))
@@ -171,6 +197,9 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
             state["count"] += len(texts)
             pending.extend(texts)
             waiting.extend((first + j, t) for j, t in enumerate(texts))
+            for start, end in sentence_runs(texts):
+                for j in range(start, end):
+                    run_of[first + j] = (first + start, first + end)
         pump()
 
     try:
@@ -255,6 +284,14 @@ class TurnSink:
                 self.on_first_piece(time.time() - self.origin)
 
 
+def sentence_assembler(synthesizer: Any, business: Any, deadline: float) -> Callable[[Sequence[str]], Any] | None:
+    """The ``assemble`` hook of :func:`produce` for ``business``: its sentences as one clip each at the
+    ``phrase`` level (where the webhook plays them so), bounded by ``deadline`` (epoch s); None otherwise."""
+    if business.splice != "phrase":
+        return None
+    return lambda texts: synthesizer.assemble_texts(list(texts), business.voice, deadline=deadline)
+
+
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
 
@@ -273,4 +310,4 @@ def synthesis_pool(workers: int) -> ThreadPoolExecutor:
         return pool
 
 
-__all__ = ["INCREMENTAL_SPLICES", "STREAMED_SPLICES", "Piece", "Progress", "Sink", "TurnSink", "produce", "synthesis_pool"]
+__all__ = ["INCREMENTAL_SPLICES", "STREAMED_SPLICES", "Piece", "Progress", "Sink", "TurnSink", "produce", "sentence_assembler", "synthesis_pool"]

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from app.business import Business
 from app.errors import InvalidText, StateError, WarmlineError
-from app.speech.pieces import plain
+from app.speech.pieces import ends_sentence, plain
 from app.speech.synthesizer import Clip
 from app.voice import fillers, twiml
 from app.voice.arms import CONTROL
@@ -340,10 +340,12 @@ class CallFlow:
     def _items(self, business: Business, pieces: Sequence[Mapping[str, Any]], urls: Urls) -> list[twiml.Speak]:
         """A ``<Play>`` per piece with a clip, one ``<Say>`` per run of pieces without (join marks never spoken).
 
-        At the ``phrase`` level a run of 2+ consecutive clips in the business's own voice is ONE
-        ``<Play>`` of a clip assembled from them (``Synthesizer.assemble_texts``: natural pauses at
-        the joins, not Twilio's gaps between ``<Play>`` verbs); if that cannot be done in
-        ASSEMBLE_BUDGET_S, the pieces play one by one.
+        At the ``phrase`` level each sentence's run of 2+ consecutive clips in the business's own voice
+        is ONE ``<Play>`` of a clip assembled from them (``Synthesizer.assemble_texts``: natural pauses
+        at the joins, not Twilio's gaps between ``<Play>`` verbs); a turn job assembles each sentence
+        as its clips are made (``answer.sentence_assembler``), so here it is an index hit, and the
+        same sentence in another answer is one too. If that cannot be done in ASSEMBLE_BUDGET_S, the
+        pieces play one by one.
         """
         items: list[twiml.Speak] = []
         run: list[Mapping[str, Any]] = []
@@ -361,6 +363,8 @@ class CallFlow:
                 continue
             if piece.get("url") and not piece.get("voice"):
                 run.append(piece)
+                if ends_sentence(str(piece["text"])):
+                    flush()
                 continue
             flush()
             if piece.get("url"):

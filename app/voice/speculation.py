@@ -415,7 +415,7 @@ def start_on_pool(pool: Any, fn: Callable[..., Any], *args: Any) -> bool:
 def answer_job(rt: Any, make_clip: Callable[..., Piece]) -> Callable[..., bool]:
     """The body of an answer job for ``rt``: stream the reply, cut pieces, make clips in parallel, feed the sink."""
     from app.responders.openai import safe_stream
-    from app.voice.answer import produce, synthesis_pool
+    from app.voice.answer import produce, sentence_assembler, synthesis_pool
 
     def job(business: Business, call_sid: str, gen: int, history: list[dict[str, Any]], text: str,
             sink: Any) -> bool:
@@ -424,7 +424,8 @@ def answer_job(rt: Any, make_clip: Callable[..., Piece]) -> Callable[..., bool]:
         stream = safe_stream(rt.responder, business, history, text)
         return produce(stream, splice=business.splice, sink=sink, synth=synthesis_pool(settings.synth_workers),
                        per_turn=settings.clips_per_turn, apology=business.prompt("apology"),
-                       make_clip=lambda t: make_clip(business, t, deadline=deadline))
+                       make_clip=lambda t: make_clip(business, t, deadline=deadline),
+                       assemble=sentence_assembler(rt.synthesizer, business, deadline))
 
     return job
 

@@ -481,7 +481,8 @@ class TurnEngine:
         sink = answer.TurnSink(write, (FencedOut,), origin=time.time(), on_first_piece=observe, read=read)
         answer.produce(stream, splice=business.splice, sink=sink, synth=answer.synthesis_pool(settings.synth_workers),
                        per_turn=settings.clips_per_turn, apology=business.prompt("apology"),
-                       make_clip=lambda text: self.make_clip(business, text, deadline=deadline))
+                       make_clip=lambda text: self.make_clip(business, text, deadline=deadline),
+                       assemble=answer.sentence_assembler(self.rt.synthesizer, business, deadline))
         return True
 
     @staticmethod
