@@ -37,7 +37,12 @@ def _int(var, default):
 
 bind = (os.environ.get("WARMLINE_BIND") or "127.0.0.1:8000").replace(",", " ").split()
 worker_class = "gthread"
-workers = _int("WARMLINE_WORKERS", 2)
+# One more worker than the host has cores: a worker's Python runs one thread at a time (the GIL), and
+# with ~100 threads per worker (webhooks + turn jobs) a thread whose I/O came back queues for it; a
+# third process on 2 cores cut that queue. 200 callers on 2 cores (LLM + Deepgram emulators, see
+# BENCHMARKS.md "Capacity"): p95 time to answer <= 2.5 s in 3 of 5 runs with 3 workers, 0 of 6 with 2.
+# Each worker holds its own voices and pools (~330 MB RSS with Piper loaded).
+workers = _int("WARMLINE_WORKERS", len(os.sched_getaffinity(0)) + 1)
 # A request holds its thread while it waits: `process` up to the instant budget (0.3 s), a `tts-ready`
 # hop up to the silence budget (0.5 s), then it answers with a bridge. With 200 calls on a host about
 # a third are in such a wait at any moment (the rest are listening to audio or speaking), ~70
