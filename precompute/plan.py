@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from app.business import PROMPT_NAMES, Business
 from app.speech.canon import canon, is_speakable
 from app.speech.keys import content_key
-from app.speech.pieces import split_pieces
+from app.speech.pieces import sentence_runs, split_pieces
 from app.speech.voices import Voice
 
 CHARS_PER_S = 15.0
@@ -161,6 +161,25 @@ def fixed_pieces(business: Business, extra: Iterable[str] = ()) -> list[tuple[st
     for text in extra:
         for piece in split_pieces(text, business.splice):
             add("responder", piece)
+    return out
+
+
+def fixed_sentences(business: Business, extra: Iterable[str] = ()) -> list[tuple[str, ...]]:
+    """The sentences of ``business``'s fixed answers (FAQ answers, hours, ``extra``) that the phrase
+    level plays as ONE clip assembled from two or more pieces: each as its piece texts in order,
+    duplicates removed. Other levels play their pieces as they are: ``[]``."""
+    if business.splice != "phrase":
+        return []
+    texts = [faq.answer for faq in business.faq] + ([business.hours] if business.hours else []) + list(extra)
+    out: list[tuple[str, ...]] = []
+    seen: set[tuple[str, ...]] = set()
+    for text in texts:
+        pieces = split_pieces(text, "phrase")
+        for start, end in sentence_runs(pieces):
+            run = tuple(pieces[start:end])
+            if len(run) >= 2 and run not in seen:
+                seen.add(run)
+                out.append(run)
     return out
 
 

@@ -150,6 +150,7 @@ class RunSummary:
     price_per_1k_chars: float = 0.0
     dry_run: bool = False
     failures: list[dict[str, str]] = field(default_factory=list)
+    assembled: int = 0  # phrase-level sentences newly assembled from published pieces (no synthesis)
 
     @property
     def done(self) -> int:
@@ -168,7 +169,7 @@ class RunSummary:
             "planned": self.planned, "new": self.new, "already": self.already, "failed": self.failed,
             "chars": self.chars, "planned_chars": self.planned_chars, "est_cost": self.est_cost,
             "planned_cost": self.planned_cost, "retries": self.retries, "seconds": round(self.seconds, 3),
-            "dry_run": self.dry_run, "failures": list(self.failures),
+            "dry_run": self.dry_run, "failures": list(self.failures), "assembled": self.assembled,
         }
 
     def lines(self) -> list[str]:
@@ -185,6 +186,8 @@ class RunSummary:
             f"estimated cost {self.est_cost:.4f} (at {self.price_per_1k_chars:g} per 1,000 characters); "
             f"{self.retries} retries; {self.seconds:.1f} s",
         ]
+        if self.assembled:
+            lines.append(f"sentences assembled from their pieces {self.assembled}")
         lines.extend(f"failed: {f['text'][:60]!r}: {f['error']}" for f in self.failures[:20])
         return lines
 
@@ -406,23 +409,12 @@ def plan_for(runtime: Any, options: RunOptions):
     from precompute.plan import build_plan
 
     settings = runtime.settings
-    if options.business_ids:
-        unknown = [b for b in options.business_ids if runtime.businesses.get(b) is None]
-        if unknown:
-            raise WarmlineError(f"no business {', '.join(map(repr, unknown))}; known: {', '.join(runtime.businesses.ids())}")
-        businesses = [runtime.businesses.get(b) for b in options.business_ids]
-    else:
-        businesses = list(runtime.businesses)
+    businesses, fixed_texts = _targets(runtime, options)
     index = runtime.index
 
     def is_published(key: str) -> bool:
         return index.get(key) is not None
 
-    try:
-        fixed_texts = getattr(runtime.responder, "fixed_texts", None)  # a responder's own fixed phrasing, if it says
-    except WarmlineError as exc:
-        log.warning("responder unavailable, planning without its fixed phrasing: %s", exc)
-        fixed_texts = None
     return build_plan(
         businesses,
         None if options.fixed_only else mined_counts(runtime, businesses, options),
@@ -433,6 +425,45 @@ def plan_for(runtime: Any, options: RunOptions):
         extra_fixed=fixed_texts,
         rank=options.rank,
     )
+
+
+def _targets(runtime: Any, options: RunOptions) -> tuple[list[Any], Any]:
+    """The businesses a run covers and the responder's own fixed phrasing (``fixed_texts(business)``, or None)."""
+    if options.business_ids:
+        unknown = [b for b in options.business_ids if runtime.businesses.get(b) is None]
+        if unknown:
+            raise WarmlineError(f"no business {', '.join(map(repr, unknown))}; known: {', '.join(runtime.businesses.ids())}")
+        businesses = [runtime.businesses.get(b) for b in options.business_ids]
+    else:
+        businesses = list(runtime.businesses)
+    try:
+        fixed_texts = getattr(runtime.responder, "fixed_texts", None)  # a responder's own fixed phrasing, if it says
+    except WarmlineError as exc:
+        log.warning("responder unavailable, planning without its fixed phrasing: %s", exc)
+        fixed_texts = None
+    return businesses, fixed_texts
+
+
+def assemble_sentences(synthesizer: Any, businesses: Sequence[Any],
+                       extra_fixed: Callable[[Any], Any] | None = None) -> int:
+    """Assemble every fixed sentence the phrase level plays as one clip (:func:`precompute.plan.fixed_sentences`)
+    whose pieces are all published, so a live turn finds it in the index instead of uploading it inside a
+    webhook; returns how many were new. Idempotent (an assembled sentence is an index hit next time). A
+    sentence that cannot be assembled (a piece missing or unreadable) is logged and left to the live path."""
+    from precompute.plan import fixed_sentences
+
+    made = 0
+    for business in businesses:
+        extra = list(extra_fixed(business)) if extra_fixed is not None else []
+        for run in fixed_sentences(business, extra):
+            try:
+                clip = synthesizer.assemble_texts(list(run), business.voice)
+            except (WarmlineError, ValueError) as exc:
+                log.warning("precompute: sentence %r not assembled: %s", " ".join(run)[:60], exc)
+                continue
+            if clip is not None and clip.source == "assembled":
+                made += 1
+    return made
 
 
 def precompute(runtime: Any, options: RunOptions = RunOptions(), *, lock: RunLock | None = None,
@@ -452,7 +483,10 @@ def precompute(runtime: Any, options: RunOptions = RunOptions(), *, lock: RunLoc
         log.info("precompute plan: %d clips (%d fixed, %d mined), %d characters; %d already published, "
                  "%d below min_count, %d cut by the budget", len(plan.items), len(plan.fixed), len(plan.mined),
                  plan.chars, plan.already_published, plan.below_min_count, plan.cut_by_budget)
-        return run_plan(plan.items, runtime.synthesizer, progress=Progress(len(plan.items), progress_stream),
-                        price_per_1k_chars=runtime.settings.price_per_1k_chars, seed=seed)
+        summary = run_plan(plan.items, runtime.synthesizer, progress=Progress(len(plan.items), progress_stream),
+                           price_per_1k_chars=runtime.settings.price_per_1k_chars, seed=seed)
+        businesses, fixed_texts = _targets(runtime, options)
+        summary.assembled = assemble_sentences(runtime.synthesizer, businesses, fixed_texts)
+        return summary
     finally:
         held.release()

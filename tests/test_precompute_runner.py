@@ -357,3 +357,32 @@ def test_events_are_shipped_to_the_events_bucket_and_mined_from_every_host(tmp_p
     assert dict(mined.counts[voice.slug]) == {"we open at nine a.m.": 9, "is there anything else?": 5}
     assert mined.for_voice(voice.slug, min_calls=6) == {"we open at nine a.m.": 9}
     assert host_id("Web-01.Example.COM") == "web-01-example-com"
+
+
+def test_a_phrase_business_gets_its_fixed_sentences_assembled_once(make_app, tmp_path):
+    """At the phrase level a sentence plays as one clip assembled from its pieces: the nightly run makes it,
+    so a live turn finds it in the index instead of uploading it inside a webhook."""
+    from app.speech.keys import assembled_key
+    from app.speech.pieces import join_pauses, split_pieces
+    from precompute.plan import fixed_sentences
+
+    toml = (ROOT / "businesses" / "businesses.toml").read_text()
+    path = tmp_path / "businesses.toml"
+    path.write_text(toml.replace('splice = "sentence"', 'splice = "phrase"'))
+    app = make_app(runtime={"providers": {"piper": ToneProvider()}}, businesses=path)
+    rt = rt_of(app)
+    demo = rt.businesses.get("demo")
+    pieces = split_pieces(demo.hours, "phrase")
+    hours = pieces[:2]  # "We're open Monday to Friday from~", "~8 a.m." (a pause follows "a.m.")
+    assert hours == ["We're open Monday to Friday from~", "~8 a.m."]
+    sentences = fixed_sentences(demo, rt.responder.fixed_texts(demo))
+    assert tuple(hours) in sentences and all(len(s) >= 2 for s in sentences)
+
+    first = precompute(rt, RunOptions(fixed_only=True))
+    assert first.failed == 0 and first.assembled == len(sentences) > 0
+    clips = [rt.synthesizer.lookup(p, demo.voice) for p in hours]
+    key = assembled_key([c.key for c in clips], join_pauses(hours), demo.voice)
+    assert rt.index.get(key) is not None  # the hours sentence, ready to play as one clip
+    second = precompute(rt, RunOptions(fixed_only=True))
+    assert second.assembled == 0 and "sentences assembled" not in "\n".join(second.lines())
+    assert f"sentences assembled from their pieces {len(sentences)}" in first.lines()
