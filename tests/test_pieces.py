@@ -59,3 +59,10 @@ def test_remembered_split_hands_out_a_fresh_list_and_keys_on_the_marks():
     # the same text with a responder mark is split again, not served from the unmarked entry
     assert split_pieces("Ask for Sam Jones today.", "slot", [["name", 8, 17]]) == ["Ask for", "Sam Jones", "today."]
     assert split_pieces("Ask for Sam Jones today.", "slot") == ["Ask for Sam Jones today."]
+
+
+def test_a_period_that_does_not_end_the_sentence_is_no_pause():
+    assert split_pieces("We open at 8 a.m. to 6 p.m., and Sat.", "phrase") == [
+        "We open at~", "~8 a.m.~", "~to~", "~6 p.m.,", "and Sat."]
+    assert split_pieces("Your table is at 7 p.m. Is that right?", "phrase") == [
+        "Your table is at~", "~7 p.m.", "Is that right?"]

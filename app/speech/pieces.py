@@ -109,10 +109,27 @@ def mark_joins(pieces: Sequence[str]) -> list[str]:
             out.append(piece)
     out = _merge_unspeakable(out)
     for i in range(len(out) - 1):
-        if not out[i].rstrip(_CLOSE).endswith(_PAUSES):
+        if not _pause_between(out[i], out[i + 1]):
             out[i] += JOIN
             out[i + 1] = JOIN + out[i + 1]
     return out
+
+
+def _pause_between(piece: str, following: str) -> bool:
+    """True when the voice pauses after ``piece`` (punctuation ends it). A final ``.`` pauses only
+    where it ends a sentence: "8 a.m." before "to 6 p.m." runs on (the sentence splitter's call,
+    the same one that cut the answer into sentences)."""
+    end = piece.rstrip(_CLOSE)
+    if not end.endswith(_PAUSES):
+        return False
+    if not end.endswith(".") or end.endswith(".."):
+        return True
+    head = piece.strip(JOIN + " ")
+    return any(" ".join(split) == head for split in _prefixes(split_sentences(f"{head} {following.strip(JOIN + ' ')}")))
+
+
+def _prefixes(sentences: list[str]) -> list[list[str]]:
+    return [sentences[:k] for k in range(1, len(sentences))]
 
 
 COMMA_PAUSE_MS = 200
