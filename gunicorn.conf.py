@@ -191,14 +191,25 @@ def post_worker_init(worker):
         except Exception as exc:  # noqa: BLE001 - warming is best effort; the first request loads lazily
             worker.log.warning("warm-up failed: %s", exc)
 
-    threading.Thread(target=warm, name="warm-up", daemon=True).start()
+    worker.warmline_warm_up = threading.Thread(target=warm, name="warm-up", daemon=True)
+    worker.warmline_warm_up.start()
     # Turn events to the private events store; one worker per host ships (a flock), the others stand by.
     runtime.start_shipping()
+
+
+WARM_UP_JOIN_S = 15.0
+"""How long a stopping worker waits for its warm-up (the Piper voice loading) to finish (within
+graceful_timeout, after which the master kills it anyway): interpreter exit
+kills a daemon thread mid-call, and onnxruntime aborts the process (SIGABRT) when that call is its
+session initialisation -- seen when gunicorn is stopped in its first ~10 s."""
 
 
 def worker_exit(server, worker):
     """Let running turn jobs finish (they are bounded by the turn deadline) before the worker exits."""
     runtime = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("warmline")
+    warm_up = getattr(worker, "warmline_warm_up", None)
+    if warm_up is not None:  # a worker stopped while loading its voice: onnxruntime aborts if killed mid-load
+        warm_up.join(timeout=WARM_UP_JOIN_S)
     if runtime is not None:
         runtime.shutdown(wait=True)
         runtime.stop_shipping()  # after the last turn is logged: ship it
