@@ -523,3 +523,20 @@ def test_a_stable_part_ends_quiet_windows_for_the_call(state, demo):
     (_, check), = h.timers
     assert check() == "stale" and h.jobs == []  # the early window never starts a speculation on "what time"
     assert h.partial("what time do you open on sunday", "", 3) == "noted" and len(h.timers) == 1  # no more windows
+
+
+def test_a_turn_sink_reports_the_first_moment_the_answer_can_be_played_not_its_first_piece():
+    from app.voice.answer import Progress, TurnSink
+
+    seen: list[float] = []
+    writes: list = []
+    sink = TurnSink(writes.append, (SpeculationDropped,), origin=0.0, on_first_piece=seen.append)
+    texts = ("We open at~", "~9 am.", "Bye.")
+    sink.progress(Progress(added=texts, ready=((0, {"text": texts[0], "url": "/a"}),)))
+    assert seen == []  # "We open at" runs on into "9 am": nothing can be played yet
+    sink.progress(Progress(ready=((2, {"text": texts[2], "url": "/c"}),)))
+    assert seen == []
+    sink.progress(Progress(ready=((1, {"text": texts[1], "url": "/b"}),)))
+    assert len(seen) == 1 and seen[0] > 0 and len(writes) == 3
+    sink.progress(Progress(reply=("We open at 9 am. Bye.", "continue", 1.0, None), done=True))
+    assert len(seen) == 1 and sink.added == 3
