@@ -145,22 +145,22 @@ def join_pauses(pieces: Sequence[str]) -> list[int]:
     0 after a join-marked end (the pieces were cut from running speech and are crossfaded),
     COMMA_PAUSE_MS after a clause end, SENTENCE_PAUSE_MS after anything else.
     """
-    out = []
-    for piece in pieces[:-1]:
-        end = piece.rstrip().rstrip(_CLOSE)
-        if end.endswith(JOIN):
-            out.append(0)
-        elif end.endswith((",", ";", ":", "-", "\u2013", "\u2014")):
-            out.append(COMMA_PAUSE_MS)
-        else:
-            out.append(SENTENCE_PAUSE_MS)
-    return out
+    return [_pause_after(piece) for piece in pieces[:-1]]
+
+
+def _pause_after(piece: str) -> int:
+    """0 after a join mark, COMMA_PAUSE_MS after clause punctuation, else SENTENCE_PAUSE_MS."""
+    end = piece.rstrip().rstrip(_CLOSE)
+    if end.endswith(JOIN):
+        return 0
+    if end.endswith((",", ";", ":", "-", "\u2013", "\u2014")):
+        return COMMA_PAUSE_MS
+    return SENTENCE_PAUSE_MS
 
 
 def ends_sentence(piece: str) -> bool:
     """True when ``piece`` ends a sentence: no join mark and no clause punctuation at its end."""
-    end = piece.rstrip().rstrip(_CLOSE)
-    return not end.endswith(JOIN) and not end.endswith((",", ";", ":", "-", "\u2013", "\u2014"))
+    return _pause_after(piece) == SENTENCE_PAUSE_MS
 
 
 def sentence_runs(pieces: Sequence[str]) -> list[tuple[int, int]]:
