@@ -526,11 +526,19 @@ def test_a_stable_part_ends_quiet_windows_for_the_call(state, demo):
 
 
 def test_a_turn_sink_reports_the_first_moment_the_answer_can_be_played_not_its_first_piece():
+    from app.voice import turn as T
     from app.voice.answer import Progress, TurnSink
 
     seen: list[float] = []
     writes: list = []
-    sink = TurnSink(writes.append, (SpeculationDropped,), origin=0.0, on_first_piece=seen.append)
+    record = [T.start(T.new("when", started=0.0, host="h", now=0.0, history_len=0), "h")]
+
+    def write(fn):  # the engine's fenced write: apply, store, return the turn as written
+        writes.append(fn)
+        record[0] = fn(record[0])
+        return record[0]
+
+    sink = TurnSink(write, (SpeculationDropped,), origin=0.0, on_first_piece=seen.append)
     texts = ("We open at~", "~9 am.", "Bye.")
     sink.progress(Progress(added=texts, ready=((0, {"text": texts[0], "url": "/a"}),)))
     assert seen == []  # "We open at" runs on into "9 am": nothing can be played yet

@@ -241,8 +241,8 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
 class TurnSink:
     """A :class:`Sink` writing a turn's record through the engine's fenced job writes.
 
-    ``write(fn)`` is the engine's ``_write(call_sid, n, gen, fn)`` (FencedOut once the turn ended or
-    moved to another generation); ``check()`` calls ``read()``, which raises the same when the turn
+    ``write(fn)`` is the engine's ``_write(call_sid, n, gen, fn)``, returning the turn as written
+    (FencedOut once the turn ended or moved to another generation); ``check()`` calls ``read()``, which raises the same when the turn
     is no longer this job's; the transitions are :mod:`app.voice.turn`'s. ``on_first_piece`` is
     called once, with the seconds from ``origin`` (epoch) to the moment the answer could first be
     played (its first piece, or at the phrase level its first run of pieces up to a pause).
@@ -259,8 +259,6 @@ class TurnSink:
         self.on_first_piece = on_first_piece
         self.added = 0
         self._first = threading.Event()
-        self._texts: list[str] = []
-        self._ready: set[int] = set()
 
     def check(self) -> None:
         if self._read is not None:
@@ -280,15 +278,9 @@ class TurnSink:
                 t = T.replied(t, text, action, t.pieces or (), ai_ms, failure)
             return T.complete(t) if step.done else t
 
-        from app.voice.turn import playable_prefix_len
-
-        self._write(apply)
+        written = self._write(apply)
         self.added += len(step.added)
-        if self._first.is_set():
-            return
-        self._texts.extend(step.added)
-        self._ready.update(i for i, _ in step.ready)
-        if playable_prefix_len(self._texts, self._ready.__contains__) > 0:
+        if not self._first.is_set() and written.ready_prefix():
             self._first.set()
             if self.on_first_piece is not None:
                 self.on_first_piece(time.time() - self.origin)

@@ -35,7 +35,7 @@ Pure: no I/O, no clock (times are arguments). Values are immutable and safe to s
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,9 +99,15 @@ class Turn:
         not mid-phrase with a hop's round trip as the pause.
         """
         pieces = self.pieces or ()
-        n = playable_prefix_len([str(p.get("text", "")) for p in pieces],
-                                lambda i: bool(pieces[i].get("url") or pieces[i].get("failed")))
-        return list(pieces[:n])
+        ready = []
+        for piece in pieces:
+            if piece.get("url") or piece.get("failed"):
+                ready.append(piece)
+            else:
+                break
+        while ready and len(ready) < len(pieces) and str(ready[-1].get("text", "")).endswith(JOIN):
+            ready.pop()
+        return ready
 
     @property
     def complete(self) -> bool:
@@ -132,18 +138,6 @@ class Turn:
         if values.get("status") not in STATUSES:
             values["status"] = FAILED
         return cls(**values)
-
-
-def playable_prefix_len(texts: Sequence[str], ready: Callable[[int], bool]) -> int:
-    """How many leading pieces (``texts``) can be played now: ready ones, cut back so the prefix never
-    ends on a piece that runs on into the next (a trailing :data:`~app.speech.canon.JOIN`) while that
-    next one is still to come. ``ready(i)``: piece i can be spoken (a clip, or a failed piece to <Say>)."""
-    n = 0
-    while n < len(texts) and ready(n):
-        n += 1
-    while 0 < n < len(texts) and texts[n - 1].endswith(JOIN):
-        n -= 1
-    return n
 
 
 def _require(turn: Turn, allowed: Sequence[str], what: str) -> None:
