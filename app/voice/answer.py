@@ -197,7 +197,7 @@ def produce(stream: ReplyStreamLike, *, splice: str, make_clip: Callable[[str], 
             state["count"] += len(texts)
             pending.extend(texts)
             waiting.extend((first + j, t) for j, t in enumerate(texts))
-            for start, end in sentence_runs(texts):
+            for start, end in sentence_runs(texts) if assemble is not None else ():
                 for j in range(start, end):
                     run_of[first + j] = (first + start, first + end)
         pump()
