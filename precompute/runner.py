@@ -404,12 +404,13 @@ def mined_counts(runtime: Any, businesses: Sequence[Any], options: RunOptions) -
     return counts
 
 
-def plan_for(runtime: Any, options: RunOptions):
-    """The plan ``options`` ask for, against what ``runtime``'s index already holds."""
+def plan_for(runtime: Any, options: RunOptions, targets: tuple[list[Any], Any] | None = None):
+    """The plan ``options`` ask for, against what ``runtime``'s index already holds (``targets``:
+    :func:`_targets` when the caller has them already)."""
     from precompute.plan import build_plan
 
     settings = runtime.settings
-    businesses, fixed_texts = _targets(runtime, options)
+    businesses, fixed_texts = targets if targets is not None else _targets(runtime, options)
     index = runtime.index
 
     def is_published(key: str) -> bool:
@@ -479,14 +480,14 @@ def precompute(runtime: Any, options: RunOptions = RunOptions(), *, lock: RunLoc
                           price_per_1k_chars=runtime.settings.price_per_1k_chars)
     held = lock if lock is not None else lock_for(runtime).acquire()
     try:
-        plan = plan_for(runtime, options)
+        targets = _targets(runtime, options)
+        plan = plan_for(runtime, options, targets)
         log.info("precompute plan: %d clips (%d fixed, %d mined), %d characters; %d already published, "
                  "%d below min_count, %d cut by the budget", len(plan.items), len(plan.fixed), len(plan.mined),
                  plan.chars, plan.already_published, plan.below_min_count, plan.cut_by_budget)
         summary = run_plan(plan.items, runtime.synthesizer, progress=Progress(len(plan.items), progress_stream),
                            price_per_1k_chars=runtime.settings.price_per_1k_chars, seed=seed)
-        businesses, fixed_texts = _targets(runtime, options)
-        summary.assembled = assemble_sentences(runtime.synthesizer, businesses, fixed_texts)
+        summary.assembled = assemble_sentences(runtime.synthesizer, *targets)
         return summary
     finally:
         held.release()
