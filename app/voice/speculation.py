@@ -149,6 +149,12 @@ def _for_turn(spec: Speculation, turn: int) -> Speculation:
     return spec if spec.turn == turn else Speculation(turn=turn, gen=spec.gen + 1, stable_seen=spec.stable_seen)
 
 
+def _heard(spec: Speculation, seq: int, unstable: str, stable: str, now: float) -> Speculation:
+    """``spec`` with partial result ``seq`` recorded (a stable part, once seen, is remembered for the call)."""
+    return dataclasses.replace(spec, seq=seq, text=unstable, stable=stable, heard_at=now,
+                               stable_seen=spec.stable_seen or bool(stable.strip()))
+
+
 class _Timers:
     """One daemon thread running delayed calls (the quiet-window checks). Thread-safe; per process."""
 
@@ -263,8 +269,7 @@ class Speculator:
             if spec.closed or seq <= spec.seq:
                 box["stale"] = True
                 return spec
-            return dataclasses.replace(spec, seq=seq, text=unstable, stable=stable, heard_at=now,
-                                       stable_seen=spec.stable_seen or bool(stable.strip()))
+            return _heard(spec, seq, unstable, stable, now)
 
         self._update(call_sid, note)
         return "stale" if box.get("stale") else "noted"
@@ -286,8 +291,7 @@ class Speculator:
                 box["why"] = "stale"
                 return spec
             if heard is not None:
-                spec = dataclasses.replace(spec, seq=seq, text=heard[0], stable=heard[1], heard_at=now,
-                                           stable_seen=spec.stable_seen or bool(heard[1].strip()))
+                spec = _heard(spec, seq, heard[0], heard[1], now)
             key = speech_key(spec.text)
             if spec.live and spec.key == key:
                 box["why"] = "already"
