@@ -152,16 +152,16 @@ def fixed_pieces(business: Business, extra: Iterable[str] = ()) -> list[tuple[st
     for name in PROMPT_NAMES:
         if name in business.prompts:
             add("prompt", business.prompts[name])
-    for faq in business.faq:
-        for piece in split_pieces(faq.answer, business.splice):
-            add("faq", piece)
-    if business.hours:
-        for piece in split_pieces(business.hours, business.splice):
-            add("hours", piece)
-    for text in extra:
+    for kind, text in _fixed_answers(business, extra):
         for piece in split_pieces(text, business.splice):
-            add("responder", piece)
+            add(kind, piece)
     return out
+
+
+def _fixed_answers(business: Business, extra: Iterable[str]) -> list[tuple[str, str]]:
+    """(kind, text) of the fixed texts a business answers with: FAQ answers, hours, ``extra``."""
+    return ([("faq", faq.answer) for faq in business.faq] + ([("hours", business.hours)] if business.hours else [])
+            + [("responder", text) for text in extra])
 
 
 def fixed_sentences(business: Business, extra: Iterable[str] = ()) -> list[tuple[str, ...]]:
@@ -170,10 +170,9 @@ def fixed_sentences(business: Business, extra: Iterable[str] = ()) -> list[tuple
     duplicates removed. Other levels play their pieces as they are: ``[]``."""
     if business.splice != "phrase":
         return []
-    texts = [faq.answer for faq in business.faq] + ([business.hours] if business.hours else []) + list(extra)
     out: list[tuple[str, ...]] = []
     seen: set[tuple[str, ...]] = set()
-    for text in texts:
+    for _kind, text in _fixed_answers(business, extra):
         pieces = split_pieces(text, "phrase")
         for start, end in sentence_runs(pieces):
             run = tuple(pieces[start:end])
