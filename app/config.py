@@ -78,6 +78,7 @@ class Settings:
     # Answering sooner (issue 11).
     synth_workers: int = 16  # clip syntheses in flight per process (about the TTS provider's concurrency)
     clips_per_turn: int = 3  # clips of one answer made at once
+    edge_first: bool = True  # with a remote store: a live turn's new clip plays from this host's /cdn while it uploads
     speculate_quiet_s: float = 0.35  # a complete-looking transcript unchanged this long starts a speculation
     host_id: str = ""  # names this host's turn-event files in a shared store; '' = the host name
     # Turn events and reports (issue 12): a private store, never the public clip store.
@@ -168,6 +169,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "WARMLINE_LLM_TIMEOUT_S": ("llm_timeout_s", _number),
     "WARMLINE_LLM_STREAM": ("llm_stream", _bool),
     "WARMLINE_SYNTH_WORKERS": ("synth_workers", int),
+    "WARMLINE_EDGE_FIRST": ("edge_first", _bool),
     "WARMLINE_CLIPS_PER_TURN": ("clips_per_turn", int),
     "WARMLINE_SPECULATE_QUIET_S": ("speculate_quiet_s", _number),
     "WARMLINE_HOST_ID": ("host_id", str),

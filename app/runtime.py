@@ -86,7 +86,8 @@ class Runtime:
     def synthesizer(self):
         from app.speech.synthesizer import Synthesizer
 
-        return Synthesizer(store=self.store, index=self.index, providers=self.providers, spool=self.spool)
+        return Synthesizer(store=self.store, index=self.index, providers=self.providers, spool=self.spool,
+                           edge_first=self.settings.edge_first)
 
     @property
     def edge_base_url(self) -> str:

@@ -1,7 +1,10 @@
-"""The local edge: ``GET|HEAD /cdn/<object name>`` serves published clips from the LocalStore.
+"""The local edge: ``GET|HEAD /cdn/<object name>`` serves clips from this host.
 
-Only used with the embedded store (with GCS, clips are served by the bucket / Cloud CDN and
-this route answers 404). Every clip is immutable and content-addressed, so responses carry
+With the embedded store it serves every published clip. With a remote store (GCS: published
+clips are served by the bucket / Cloud CDN) it serves this host's spool: clips made while the
+store was away, and -- edge-first, the default -- a live turn's fresh clip while it uploads. A
+fresh clip of *another* host (behind a round-robin load balancer the fetch may land anywhere) is
+served from the store once its upload lands there, waiting at most ``PROXY_WAIT_S``. Every clip is immutable and content-addressed, so responses carry
 ``Cache-Control: public, max-age=31536000, immutable`` and a strong ETag that is the clip's
 content key; werkzeug's conditional machinery answers If-None-Match / If-Modified-Since
 (304), If-Range and single byte ranges (206, or 416 with ``Content-Range: bytes */N``).
@@ -20,6 +23,9 @@ Stateless; safe in any number of threads and processes.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, request
@@ -28,10 +34,18 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.http import http_date, is_resource_modified, parse_range_header
 from werkzeug.utils import send_file
 
+from app.errors import InvalidAudio, ObjectNotFound, StoreError
 from cdn.local import LocalStore
-from cdn.store import AUDIO_CONTENT_TYPE, IMMUTABLE_CACHE_CONTROL, is_audio_name
+from cdn.store import AUDIO_CONTENT_TYPE, IMMUTABLE_CACHE_CONTROL, AudioStore, is_audio_name
+from cdn.wav import validate_ulaw_wav
 
 EDGE_PREFIX = "/cdn/"
+PROXY_WAIT_S = 2.0
+"""How long a request for another host's fresh clip waits for its upload to reach the store."""
+PROXY_POLL_S = 0.05
+PROXY_SLOTS = 8
+"""Requests per process that may wait for a clip at once."""
+_proxy_slots = threading.BoundedSemaphore(PROXY_SLOTS)
 
 edge = Blueprint("edge", __name__)
 
@@ -79,14 +93,61 @@ def _range_environ(environ: dict, etag: str, last_modified: float) -> dict:
 def serve(name: str) -> Response:
     """Serve one published clip with immutable caching, ETag, conditional GET and ranges."""
     runtime = current_app.extensions.get("warmline")
-    store = getattr(runtime, "store", None)
-    if not isinstance(store, LocalStore):
-        # A remote store: this host serves only the clips it spooled while that store was unreachable.
-        store = getattr(getattr(runtime, "spool", None), "objects", None)
-    if not isinstance(store, LocalStore):
-        return _not_found()
     if not is_audio_name(name) or not _raw_path_is_plain(request.environ, name):
         return _not_found()
+    store = getattr(runtime, "store", None)
+    spool = getattr(runtime, "spool", None)
+    # This host's spool first (clips it made while the store was away, or that are still uploading),
+    # then the embedded store; with a remote store that is all this edge holds.
+    local = [s for s in (getattr(spool, "objects", None), store) if isinstance(s, LocalStore)]
+    for candidate in local:
+        if candidate.path(name).is_file():
+            return _send(candidate, name)
+    if spool is not None and not isinstance(store, LocalStore) and getattr(runtime.settings, "edge_first", False):
+        return _proxied(store, name)
+    return _not_found()
+
+
+def _proxied(store: AudioStore, name: str, *, wait_s: float = PROXY_WAIT_S, poll_s: float = PROXY_POLL_S,
+             sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Response:
+    """Another host's fresh clip (edge-first: its TwiML named a ``/cdn`` URL the load balancer sent here):
+    served from the store once its upload lands there, waiting at most ``wait_s`` seconds.
+
+    At most PROXY_SLOTS requests per process wait at once (the rest answer 404 at once), so
+    requests for names that never appear cannot hold the server's threads.
+    """
+    if not _proxy_slots.acquire(blocking=False):
+        return _not_found()
+    try:
+        end = clock() + wait_s
+        while True:
+            try:
+                data = store.get(name)
+                break
+            except ObjectNotFound:
+                if clock() >= end:
+                    return _not_found()
+                sleep(poll_s)  # polling the remote store: it has no notification to wait on
+            except StoreError:
+                return _not_found()
+    finally:
+        _proxy_slots.release()
+    try:
+        validate_ulaw_wav(data)
+    except InvalidAudio:
+        return _not_found()
+    response = Response(data, mimetype=AUDIO_CONTENT_TYPE)
+    response.set_etag(_key(name))
+    response.headers["Cache-Control"] = IMMUTABLE_CACHE_CONTROL
+    return response.make_conditional(request.environ, accept_ranges=True, complete_length=len(data))
+
+
+def _key(name: str) -> str:
+    return name.rsplit("/", 1)[1].removesuffix(".wav")
+
+
+def _send(store: LocalStore, name: str) -> Response:
+    """``name`` from the local ``store`` (a clip it holds), with the conditional and range handling above."""
     path = store.path(name)
     try:
         root = store.root.resolve(strict=True)
@@ -97,7 +158,7 @@ def serve(name: str) -> Response:
     except OSError:
         return _not_found()
 
-    key = name.rsplit("/", 1)[1].removesuffix(".wav")
+    key = _key(name)
     environ = _range_environ(request.environ, key, mtime)
     try:
         response = send_file(

@@ -149,31 +149,42 @@ class Spool:
                 removed += self._expire(name, now)
                 continue
             try:
-                data = self.objects.get(name)
-                duration = validate_ulaw_wav(data)
-            except ObjectNotFound:
-                continue  # another drainer removed it
-            except InvalidAudio as exc:
-                log.error("spool: %s is not valid audio, dropped without publishing: %s", name, exc)
-                self._remove(name)
-                removed += 1
-                continue
-            try:
-                url = store.put(name, data)
+                outcome = self.publish(name, store, index)
             except StoreError as exc:
                 failed += 1
                 pending = sum(1 for n in names[position:] if not self.is_sent(n))
                 log.warning("spool: store still unavailable (%s); %d clip(s) wait", exc, pending)
                 return DrainReport(published, failed, removed, pending)
-            if index is not None:
-                try:
-                    index.put(_key_of(name), IndexEntry(url, name, len(data), duration, "spool", time.time()))
-                except StateError as exc:
-                    log.warning("spool: %s published but not indexed: %s", name, exc)
-            self.mark_sent(name)
-            published += 1
-            log.info("spool: published %s", name)
+            published += outcome == "published"
+            removed += outcome == "dropped"
         return DrainReport(published, failed, removed, 0)
+
+    def publish(self, name: str, store: AudioStore, index: KeyIndex | None, *, source: str = "spool") -> str:
+        """Publish one spooled clip to ``store``, index it (``source`` names where it came from) and mark it sent.
+
+        Returns "published", "dropped" (not valid audio: removed, never published) or "gone" (not in
+        the spool: another drainer or uploader finished it). Raises StoreError when the store fails
+        (the clip stays pending). Index failures are logged: the clip is published, the index
+        rebuildable. Idempotent and safe to race (the store is create-only).
+        """
+        try:
+            data = self.objects.get(name)
+            duration = validate_ulaw_wav(data)
+        except ObjectNotFound:
+            return "gone"
+        except InvalidAudio as exc:
+            log.error("spool: %s is not valid audio, dropped without publishing: %s", name, exc)
+            self._remove(name)
+            return "dropped"
+        url = store.put(name, data)
+        if index is not None:
+            try:
+                index.put(_key_of(name), IndexEntry(url, name, len(data), duration, source, time.time()))
+            except StateError as exc:
+                log.warning("spool: %s published but not indexed: %s", name, exc)
+        self.mark_sent(name)
+        log.info("spool: published %s", name)
+        return "published"
 
     def _expire(self, name: str, now: float) -> int:
         try:

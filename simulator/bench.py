@@ -93,7 +93,9 @@ class Arm:
     ``stream``: the LLM reply is streamed and each sentence's clip starts at once
     (``WARMLINE_LLM_STREAM``); ``clips_per_turn``: clips of one answer made side by side
     (``WARMLINE_CLIPS_PER_TURN``); ``speculate``: partial results on and speculative turns;
-    ``barge_in``: the answer plays inside the <Gather>.
+    ``barge_in``: the answer plays inside the <Gather>; ``edge_first``: a fresh clip plays from the
+    host's edge while it uploads (``WARMLINE_EDGE_FIRST``; off for the arms that stand for the
+    flows before Warmline, which play a clip once the store has it).
     """
 
     id: str
@@ -106,6 +108,7 @@ class Arm:
     clips_per_turn: int = 1
     speculate: bool = False
     barge_in: bool = False
+    edge_first: bool = False
 
 
 def arms(instant_budget_ms: int = 300) -> dict[str, Arm]:
@@ -115,11 +118,11 @@ def arms(instant_budget_ms: int = 300) -> dict[str, Arm]:
         "warmline-classic": Arm("warmline-classic", "Warmline, whole reply first", 100, instant_budget_ms, "sentence",
                                 True),
         "warmline-no-spec": Arm("warmline-no-spec", "Warmline without speculation", 100, instant_budget_ms,
-                                "sentence", True, stream=True, clips_per_turn=3, barge_in=True),
+                                "sentence", True, stream=True, clips_per_turn=3, barge_in=True, edge_first=True),
         "warmline": Arm("warmline", "full Warmline", 100, instant_budget_ms, "sentence", True, stream=True,
-                        clips_per_turn=3, speculate=True, barge_in=True),
+                        clips_per_turn=3, speculate=True, barge_in=True, edge_first=True),
         "warmline-phrase": Arm("warmline-phrase", "full Warmline, phrase level", 100, instant_budget_ms, "phrase",
-                               True, stream=True, clips_per_turn=3, speculate=True, barge_in=True),
+                               True, stream=True, clips_per_turn=3, speculate=True, barge_in=True, edge_first=True),
     }
 
 
@@ -741,7 +744,8 @@ def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
                    "WARMLINE_DEEPGRAM_URL": dgs[arm.id].base_url, "WARMLINE_DEEPGRAM_API_KEY": DEEPGRAM_KEY,
                    "WARMLINE_LLM_URL": llms[arm.id].base_url, "WARMLINE_LLM_API_KEY": LLM_KEY,
                    "WARMLINE_LLM_MODEL": "replay", "WARMLINE_LLM_STREAM": "true" if arm.stream else "false",
-                   "WARMLINE_CLIPS_PER_TURN": str(arm.clips_per_turn), "SIMULATOR_UPLOAD_MS": f"{config.upload_ms:g}"}
+                   "WARMLINE_CLIPS_PER_TURN": str(arm.clips_per_turn), "SIMULATOR_UPLOAD_MS": f"{config.upload_ms:g}",
+                   "WARMLINE_EDGE_FIRST": "true" if arm.edge_first else "false"}
             if config.hop_s is not None:
                 env["WARMLINE_HOP_S"] = f"{config.hop_s:g}"
             server = start_server(runs[arm.id].data_dir, env, workers=config.workers, threads=config.threads,

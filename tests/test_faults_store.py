@@ -59,6 +59,8 @@ def rig(tmp_path_factory):
             "WARMLINE_LLM_API_KEY": llm.api_key, "WARMLINE_STORE": f"gs://{gcs.bucket}/{PREFIX}",
             "WARMLINE_CDN_BASE_URL": f"{gcs.base_url}/{gcs.bucket}", "STORAGE_EMULATOR_HOST": gcs.base_url,
             "WARMLINE_TURN_DEADLINE_S": "8", "WARMLINE_HOP_S": "1.0",
+            # Store-first, so a clip spooled here is spooled because the store failed (edge-first: test_edge_first).
+            "WARMLINE_EDGE_FIRST": "false",
         }
         with GunicornServer(tmp / "var", env=env, workers=1, threads=8) as server:
             rig = SimpleNamespace(gcs=gcs, server=server, data=tmp / "var")

@@ -9,6 +9,7 @@
                           provider.synthesize (retried) -> validate -> level + fade -> store.put (create-only)
                                                            -> index -> URL
                                                               store away? -> spool -> local URL
+                                        (edge_first: -> spool -> local URL at once; uploaded behind it)
 
 Every clip is brought to one loudness with faded edges before it is published
 (``app.speech.audio.finish_ulaw_wav``), whatever the provider. ``assemble()`` makes one clip of an
@@ -35,10 +36,12 @@ writer wins). Nothing that failed validation is ever published, spooled or index
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -135,6 +138,12 @@ class Synthesizer:
     fallback voice when a voice's retries run long. ``max_detached``: how many abandoned calls
     (a hung provider or store) may still be running on daemon threads before new bounded
     calls fail at once instead of piling up.
+    ``edge_first`` (with a spool): a new clip of a live turn (one with a deadline) is written to the spool and its local URL returned at
+    once, while ``upload_workers`` background threads of this process publish it to the store and
+    index it (a failed upload leaves it to the drainer). The caller then hears a fresh clip without
+    waiting for the store's upload (~100-200 ms to a bucket); Twilio fetches it from this host's
+    edge, which serves another host's fresh clip from the store (see ``cdn.edge``). ``uploads``
+    replaces those threads (tests: an executor that runs uploads when told).
     """
 
     def __init__(
@@ -149,6 +158,9 @@ class Synthesizer:
         fallback_reserve_s: float = 1.5,
         max_detached: int = 32,
         store_away_s: float = STORE_AWAY_S,
+        edge_first: bool = False,
+        upload_workers: int = 8,
+        uploads: Executor | None = None,
     ) -> None:
         self.store = store
         self.index = index
@@ -165,6 +177,10 @@ class Synthesizer:
         self._slots = threading.BoundedSemaphore(max_detached)
         self._index_logged = 0.0
         self.drainer = None
+        self.edge_first = edge_first and spool is not None
+        self.upload_workers = upload_workers
+        self._uploads = uploads
+        self._uploads_pid = os.getpid() if uploads is not None else 0
         if spool is not None:
             from cdn.spool import SpoolDrainer
 
@@ -257,7 +273,7 @@ class Synthesizer:
         parts = [parse_ulaw_wav(self._clip_bytes(c, deadline)).ulaw for c in clips]
         data = ulaw_wav(assemble_ulaw(parts, pauses, voice.sample_rate), voice.sample_rate)
         duration = validate_ulaw_wav(data, voice.sample_rate, max_duration_s=600.0)
-        url, spooled_now = self._publish(name, data, deadline)
+        url, spooled_now = self._publish(name, data, deadline, "assembled")
         if not spooled_now:
             self._index_put(key, IndexEntry(url, name, len(data), duration, "assembled", time.time()))
         ms = (time.perf_counter() - started) * 1000
@@ -333,7 +349,7 @@ class Synthesizer:
         data, attempts = self._synthesize(provider, spoken, voice, until, bounded)
         synth_ms = (time.perf_counter() - started) * 1000
         duration = validate_ulaw_wav(data, voice.sample_rate)
-        url, spooled_now = self._publish(name, data, until)
+        url, spooled_now = self._publish(name, data, until, provider.name)
         if not spooled_now:
             self._index_put(key, IndexEntry(url, name, len(data), duration, provider.name, time.time()))
         log.info("synthesized key=%s chars=%d ms=%.0f provider=%s attempts=%d%s", key[:12], len(spoken), synth_ms,
@@ -387,8 +403,17 @@ class Synthesizer:
                         voice.slug, type(error).__name__, error, delay)
             time.sleep(delay)
 
-    def _publish(self, name: str, data: bytes, until: float | None) -> tuple[str, bool]:
-        """(url, spooled): the store's URL, or the spool's when the store fails, is too slow, or failed lately."""
+    def _publish(self, name: str, data: bytes, until: float | None, source: str) -> tuple[str, bool]:
+        """(url, spooled): the store's URL, or the spool's when the store fails, is too slow, or failed
+        lately -- or, with ``edge_first``, at once (then uploaded and indexed as ``source`` behind it)."""
+        if self.edge_first and until is not None and not self._store_away():
+            try:
+                url = self.spool.put(name, data)
+            except StoreError as exc:
+                log.warning("spool unavailable (%s): publishing %s to the store first", exc, name)
+            else:
+                self._upload_later(name, source)
+                return url, True
         if self._store_away():
             return self._spool_put(name, data, StoreUnavailable(f"the store failed less than {self.store_away_s:g} s ago"))
         try:
@@ -398,6 +423,30 @@ class Synthesizer:
                 raise _as_store_error(exc) from exc
             self._mark_store_away(exc)
             return self._spool_put(name, data, exc)
+
+    def _upload_later(self, name: str, source: str) -> None:
+        """Publish the spooled ``name`` to the store on an upload thread (the drainer's job if that fails)."""
+        with self._guard:
+            if self._uploads is None or self._uploads_pid != os.getpid():  # a forked child gets its own threads
+                self._uploads = ThreadPoolExecutor(max_workers=self.upload_workers, thread_name_prefix="edge-upload")
+                self._uploads_pid = os.getpid()
+            uploads = self._uploads
+        try:
+            uploads.submit(self._upload, name, source)
+        except RuntimeError:  # the interpreter is shutting down: the file stays, the next process drains it
+            log.warning("upload of %s left to the drainer (shutting down)", name)
+
+    def _upload(self, name: str, source: str) -> None:
+        try:
+            self.spool.publish(name, self.store, self.index, source=source)
+        except StoreError as exc:
+            self._mark_store_away(exc)
+            if self.drainer is not None:
+                self.drainer.poke(force=True)
+        except Exception:  # noqa: BLE001 - an upload thread must not die silently; the drainer retries
+            log.exception("upload of %s failed; left to the drainer", name)
+            if self.drainer is not None:
+                self.drainer.poke(force=True)
 
     def _spool_put(self, name: str, data: bytes, cause: BaseException) -> tuple[str, bool]:
         try:
