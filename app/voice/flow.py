@@ -236,8 +236,19 @@ class CallFlow:
 
     def _expected_wait(self, business: Business, turn: Turn) -> float:
         """Seconds until turn ``turn``'s first piece is expected playable (its job may have started earlier, speculatively)."""
-        head = float(turn.extra.get("head_start_ms") or 0.0) / 1000
-        return fillers.PREDICTOR.remaining_s(business.id, time.time() - turn.started + head)
+        return fillers.PREDICTOR.remaining_s(business.id, self._job_elapsed(turn))
+
+    @staticmethod
+    def _job_elapsed(turn: Turn) -> float:
+        """Seconds since turn ``turn``'s job started (a speculation's head start included)."""
+        return time.time() - turn.started + float(turn.extra.get("head_start_ms") or 0.0) / 1000
+
+    def _pick(self, business: Business, turn: Turn, phrases: Sequence[tuple[str, float]], avoid: str | None) -> str:
+        """The phrase after which the answer is expected to start soonest (from the business's recent
+        waits); while too few were seen, the longest phrase that ends before the answer is expected."""
+        best = fillers.choose_by_start(phrases, fillers.PREDICTOR.recent(business.id), self._job_elapsed(turn),
+                                       window_s=self.rt.settings.silence_budget_s, avoid=avoid)
+        return best if best is not None else fillers.choose(phrases, self._expected_wait(business, turn), avoid=avoid)
 
     def _durations(self, business: Business, texts: Sequence[str]) -> list[tuple[str, float]]:
         """(text, seconds) of the phrases whose clips are published (their length is what the caller hears)."""
@@ -252,18 +263,18 @@ class CallFlow:
         return out
 
     def _choose_filler(self, business: Business, urls: Urls, turn: Turn, *, avoid: str | None = None) -> str:
-        """The first filler: the longest phrase that ends before the answer is expected (a short "Sure."
-        when it is close), from the business's short fillers and fillers whose clips exist; never
+        """The first filler: the phrase after which the answer is expected to start soonest (a short
+        "Sure." when it is close), from the business's short fillers and fillers whose clips exist; never
         ``avoid``, the filler the caller heard last (the call record's ``last_filler_text``, written
         when that turn ended)."""
         phrases = self._durations(business, (*business.short_fillers, *business.fillers))
         if not phrases:
             return self.engine.next_filler(business, urls.call_sid)
-        return fillers.choose(phrases, self._expected_wait(business, turn), avoid=avoid)
+        return self._pick(business, turn, phrases, avoid)
 
     def _choose_bridge(self, business: Business, urls: Urls, turn: Turn) -> str:
-        """A bridge chosen like the filler: the longest phrase that ends before the answer is expected (the
-        hold phrase only when a long wait is still expected), never the one just played; once the caller
+        """A bridge chosen like the filler (the hold phrase only when a long wait is still expected),
+        never the one just played; once the caller
         has waited ``fillers.SORRY_AFTER_S``, the honest "sorry for the wait", once."""
         sorry = business.prompt("sorry_wait")
         if time.time() - turn.started >= fillers.SORRY_AFTER_S and sorry not in turn.bridges:
@@ -275,7 +286,7 @@ class CallFlow:
         last = turn.bridges[-1] if turn.bridges else turn.filler
         if all(text == last for text, _ in phrases):  # only the phrase just played has a clip: never repeat it
             return self.pacing.next_bridge(business, turn.bridges)
-        return fillers.choose(phrases, self._expected_wait(business, turn), avoid=last)
+        return self._pick(business, turn, phrases, last)
 
     def _interrupted(self, call_sid: str, n: int) -> None:
         """The caller spoke again before turn ``n`` ended: end it (its job stops); nothing of it was heard."""
