@@ -16,6 +16,11 @@ def test_budget_holds_until_enough_turns_are_seen():
     for _ in range(MIN_SAMPLES - 1):
         pacing.observe_ai("demo", 1200)
     assert pacing.instant_budget_s("demo", 0.3) == 0.3
+    # A model behind the network: until the process has seen it answer in time, no waiting before the filler.
+    assert pacing.instant_budget_s("demo", 0.3, remote_responder=True) == 0.0
+    for _ in range(MIN_SAMPLES):
+        pacing.observe_ai("fast-model", 120)
+    assert pacing.instant_budget_s("fast-model", 0.3, remote_responder=True) == 0.3
 
 
 def test_a_slow_ai_turns_the_budget_off_and_a_fast_one_back_on():

@@ -140,6 +140,9 @@ class OpenAIResponder:
     Thread-safe; no I/O in the constructor.
     """
 
+    remote = True
+    """Every reply is a network round trip to a model: never within an instant budget until seen to be."""
+
     def __init__(
         self,
         *,

@@ -205,7 +205,8 @@ class CallFlow:
             turn = self.engine.begin(business, urls.call_sid, speech, t0=t0, call=call, settled=settled)
         if not turn.job_over:
             budget_ms = business.instant_budget_ms if business.instant_budget_ms is not None else self.rt.settings.instant_budget_ms
-            budget_s = self.pacing.instant_budget_s(business.id, budget_ms / 1000)
+            budget_s = self.pacing.instant_budget_s(business.id, budget_ms / 1000,
+                                                    remote_responder=bool(getattr(self.rt.responder, "remote", False)))
             expected = self._expected_wait(business, turn)
             if expected <= budget_ms / 1000:  # e.g. an adopted speculation about to finish: wait, no filler
                 budget_s = max(budget_s, min(budget_ms / 1000, expected + fillers.OVERHEAD_S))

@@ -41,16 +41,18 @@ class Pacing:
         with self._lock:
             self._ai.setdefault(business_id, deque(maxlen=self.window)).append(float(ai_ms))
 
-    def instant_budget_s(self, business_id: str, budget_s: float) -> float:
+    def instant_budget_s(self, business_id: str, budget_s: float, *, remote_responder: bool = False) -> float:
         """``budget_s`` while an instant answer is plausible, else 0.
 
-        Plausible = fewer than MIN_SAMPLES observations yet, or at least a quarter of the recent AI
-        replies came within the budget.
+        Plausible = at least a quarter of the recent AI replies came within the budget; before
+        MIN_SAMPLES were seen, unless the responder is a model behind the network
+        (``remote_responder``): its first turns play their filler at once instead of waiting out the
+        budget while the process learns what every turn would show.
         """
         with self._lock:
             samples = sorted(self._ai.get(business_id, ()))
         if len(samples) < MIN_SAMPLES:
-            return budget_s
+            return 0.0 if remote_responder else budget_s
         return budget_s if samples[(len(samples) - 1) // 4] <= budget_s * 1000 else 0.0
 
     @staticmethod
