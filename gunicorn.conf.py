@@ -177,6 +177,12 @@ def _ship_what_is_left(server):
         shipper.close()
 
 
+def post_fork(server, worker):
+    """The worker's settings see how many workers share this host, whatever set it (this file, -w):
+    ``WARMLINE_SYNTH_WORKERS`` is the host's syntheses in flight, split over them."""
+    os.environ["WARMLINE_WORKERS"] = str(server.cfg.workers)
+
+
 def post_worker_init(worker):
     """Warm the worker (load the Piper voice) in the background, so the first call does not wait for it."""
     import threading

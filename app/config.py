@@ -19,7 +19,7 @@ import os
 import ipaddress
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -76,7 +76,7 @@ class Settings:
     llm_timeout_s: float = 6.0
     llm_stream: bool = True  # ask the LLM for a streamed reply (the first sentence is synthesized while it writes)
     # Answering sooner (issue 11).
-    synth_workers: int = 16  # clip syntheses in flight per process (about the TTS provider's concurrency)
+    synth_workers: int = 16  # clip syntheses in flight per host, split over its workers (about the TTS provider's concurrency)
     clips_per_turn: int = 3  # clips of one answer made at once
     edge_first: bool = True  # with a remote store: a live turn's new clip plays from this host's /cdn while it uploads
     speculate_quiet_s: float = 0.35  # a complete-looking transcript unchanged this long starts a speculation
@@ -87,12 +87,17 @@ class Settings:
     min_distinct_calls: int = 3  # a sentence is listed (report, plan) only once heard in this many calls
     # Serving (gunicorn reads these; the bind also decides whether dev tokens may be used).
     bind: tuple[str, ...] = (DEFAULT_BIND,)
-    workers: int = 2
+    workers: int = field(default_factory=lambda: len(os.sched_getaffinity(0)) + 1)  # as gunicorn.conf.py
     threads: int = 64  # gunicorn threads per worker (see gunicorn.conf.py)
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def synth_per_process(self) -> int:
+        """Clip syntheses in flight in one worker: the host's ``synth_workers`` over its ``workers``, at least 1."""
+        return max(1, -(-self.synth_workers // self.workers))
 
     @property
     def state_location(self) -> str:

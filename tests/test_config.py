@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,10 @@ def test_app_refuses_to_start_with_a_malformed_business_file(tmp_path, make_app)
     path.write_text(SAMPLE.replace("rollout_percent = 100", "rollout_percent = -1"))
     with pytest.raises(BusinessConfigError, match="rollout.rollout_percent"):
         make_app(businesses=path)
+
+
+def test_the_hosts_syntheses_in_flight_are_split_over_its_workers():
+    assert load_settings(environ={"WARMLINE_SYNTH_WORKERS": "16", "WARMLINE_WORKERS": "3"}).synth_per_process == 6
+    assert load_settings(environ={"WARMLINE_SYNTH_WORKERS": "15", "WARMLINE_WORKERS": "3"}).synth_per_process == 5
+    assert load_settings(environ={"WARMLINE_SYNTH_WORKERS": "2", "WARMLINE_WORKERS": "5"}).synth_per_process == 1
+    assert load_settings(environ={}).workers == len(os.sched_getaffinity(0)) + 1  # gunicorn.conf.py's default

@@ -426,7 +426,7 @@ def answer_job(rt: Any, make_clip: Callable[..., Piece]) -> Callable[..., bool]:
         settings = rt.settings
         deadline = time.time() + settings.turn_deadline_s
         stream = safe_stream(rt.responder, business, history, text)
-        return produce(stream, splice=business.splice, sink=sink, synth=synthesis_pool(settings.synth_workers),
+        return produce(stream, splice=business.splice, sink=sink, synth=synthesis_pool(settings.synth_per_process),
                        per_turn=settings.clips_per_turn, apology=business.prompt("apology"),
                        make_clip=lambda t: make_clip(business, t, deadline=deadline),
                        assemble=sentence_assembler(rt.synthesizer, business, deadline))

@@ -479,7 +479,7 @@ class TurnEngine:
             stream = one_shot(safe_reply(self.rt.responder, business, history, turn.utterance))
         deadline = turn.started + settings.turn_deadline_s - DEADLINE_MARGIN_S
         sink = answer.TurnSink(write, (FencedOut,), origin=time.time(), on_first_piece=observe, read=read)
-        answer.produce(stream, splice=business.splice, sink=sink, synth=answer.synthesis_pool(settings.synth_workers),
+        answer.produce(stream, splice=business.splice, sink=sink, synth=answer.synthesis_pool(settings.synth_per_process),
                        per_turn=settings.clips_per_turn, apology=business.prompt("apology"),
                        make_clip=lambda text: self.make_clip(business, text, deadline=deadline),
                        assemble=answer.sentence_assembler(self.rt.synthesizer, business, deadline))
