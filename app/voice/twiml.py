@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 SAY_MAX_CHARS = 3000  # Polly's limit for one <Say>
+EMPTY = str(VoiceResponse())
+"""The empty document: the answer to webhooks whose body Twilio ignores (partial results, status callbacks)."""
 # What a <Say> must never carry: characters XML 1.0 forbids (C0 controls but tab/LF/CR, surrogates,
 # U+FFFE/U+FFFF; one makes the whole document unparsable, Twilio error 12100), C1 controls and
 # invisible bidi/format controls. Replaced by a space.

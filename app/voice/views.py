@@ -114,7 +114,7 @@ def partial(business_id: str, call_sid: str) -> Response:
     speculator(rt).on_partial(business, rt.state.get_call(call_sid), call_sid, turn=turn, seq=seq,
                               unstable=clean_speech(request.form.get("UnstableSpeechResult", ""), limit),
                               stable=clean_speech(request.form.get("StableSpeechResult", ""), limit))
-    return xml(str(twiml.VoiceResponse()))
+    return xml(twiml.EMPTY)
 
 
 @bp.post("/fallback/<business_id>")
@@ -135,7 +135,7 @@ def status(business_id: str) -> Response:
     call_sid = _call_sid(request.form.get("CallSid", ""))
     if request.form.get("CallStatus") in ("completed", "busy", "failed", "no-answer", "canceled"):
         _flow().status(call_sid)
-    return xml(str(twiml.VoiceResponse()))
+    return xml(twiml.EMPTY)
 
 
 @bp.errorhandler(HTTPException)
