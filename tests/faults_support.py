@@ -266,6 +266,16 @@ class GcsEmulator:
         self.stop()
 
 
+def gcs_server_env(gcs: "GcsEmulator", llm, prefix: str, **extra: str) -> dict[str, str]:
+    """A Warmline server's environment publishing to ``gcs`` (under ``prefix``), answered by ``llm``."""
+    return {
+        "WARMLINE_TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "WARMLINE_LLM_URL": llm.base_url,
+        "WARMLINE_LLM_API_KEY": llm.api_key, "WARMLINE_STORE": f"gs://{gcs.bucket}/{prefix}",
+        "WARMLINE_CDN_BASE_URL": f"{gcs.base_url}/{gcs.bucket}", "STORAGE_EMULATOR_HOST": gcs.base_url,
+        "WARMLINE_TURN_DEADLINE_S": "8", "WARMLINE_HOP_S": "1.0", **extra,
+    }
+
+
 def wait_until(predicate, timeout_s: float, what: str, poll_s: float = 0.1):
     """Poll ``predicate()`` until truthy (returned) or raise AssertionError after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s

@@ -12,14 +12,22 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from app.speech.canon import canon
-from app.speech.keys import content_key, object_name
+from app.speech.keys import object_name
 from app.speech.voices import Voice
 from app.speech.wav import validate_ulaw_wav
 from cdn.index import KeyIndex
 from simulator.llm_emulator import LLMEmulator
-from tests.conftest import TWILIO_TOKEN, new_call_sid
-from tests.faults_support import Caller, GcsEmulator, audit_store, echo_responses, listens, wait_until
+from tests.conftest import new_call_sid
+from tests.faults_support import (
+    Caller,
+    GcsEmulator,
+    answer_name,
+    audit_store,
+    echo_responses,
+    gcs_server_env,
+    listens,
+    wait_until,
+)
 from tests.server_support import GunicornServer
 
 pytestmark = pytest.mark.slow
@@ -27,20 +35,11 @@ PIPER = Voice("piper", "en_US-joe-medium")
 PREFIX = "audio"
 
 
-def name_for(scenario: str) -> str:
-    return object_name(content_key(canon(f"Here is the {scenario} answer."), PIPER), PIPER)
-
-
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("edge-first")
     with GcsEmulator(tmp / "gcs") as gcs, LLMEmulator(responses=echo_responses) as llm:
-        env = {
-            "WARMLINE_TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "WARMLINE_LLM_URL": llm.base_url,
-            "WARMLINE_LLM_API_KEY": llm.api_key, "WARMLINE_STORE": f"gs://{gcs.bucket}/{PREFIX}",
-            "WARMLINE_CDN_BASE_URL": f"{gcs.base_url}/{gcs.bucket}", "STORAGE_EMULATOR_HOST": gcs.base_url,
-            "WARMLINE_TURN_DEADLINE_S": "8", "WARMLINE_HOP_S": "1.0",
-        }
+        env = gcs_server_env(gcs, llm, PREFIX)
         with GunicornServer(tmp / "a", env=env, workers=1, threads=8) as a, \
                 GunicornServer(tmp / "b", env=env, workers=1, threads=8) as b:
             yield SimpleNamespace(gcs=gcs, a=a, b=b, data=tmp / "a")
@@ -50,7 +49,7 @@ def hosts(tmp_path_factory):
 def test_a_fresh_clip_plays_from_the_host_then_from_the_bucket(hosts):
     turn = Caller(hosts.a.base_url, new_call_sid()).turn("fresh")
     assert listens(turn.final) and turn.says() == [], turn.final
-    name = name_for("fresh")
+    name = answer_name("fresh")
     assert turn.plays()[-1] == f"{hosts.a.base_url}/cdn/{name}", turn.plays()
     served = httpx.get(f"{hosts.a.base_url}/cdn/{name}", timeout=5)
     assert served.status_code == 200 and validate_ulaw_wav(served.content) > 0.5
@@ -73,7 +72,7 @@ def test_a_fresh_clip_plays_from_the_host_then_from_the_bucket(hosts):
 
 def test_another_host_serves_a_fresh_clip_from_the_bucket(hosts):
     turn = Caller(hosts.a.base_url, new_call_sid()).turn("routed")
-    name = name_for("routed")
+    name = answer_name("routed")
     assert turn.plays()[-1] == f"{hosts.a.base_url}/cdn/{name}", turn.plays()
     # The load balancer sends Twilio's fetch to host B, which never made this clip.
     served = httpx.get(f"{hosts.b.base_url}/cdn/{name}", timeout=10)

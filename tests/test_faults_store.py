@@ -31,6 +31,7 @@ from tests.faults_support import (
     audit_store,
     echo_responses,
     fetch_clip,
+    gcs_server_env,
     listens,
     wait_until,
 )
@@ -54,14 +55,8 @@ def name_for(scenario: str) -> str:
 def rig(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("store-faults")
     with GcsEmulator(tmp / "gcs") as gcs, LLMEmulator(responses=echo_responses) as llm:
-        env = {
-            "WARMLINE_TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "WARMLINE_LLM_URL": llm.base_url,
-            "WARMLINE_LLM_API_KEY": llm.api_key, "WARMLINE_STORE": f"gs://{gcs.bucket}/{PREFIX}",
-            "WARMLINE_CDN_BASE_URL": f"{gcs.base_url}/{gcs.bucket}", "STORAGE_EMULATOR_HOST": gcs.base_url,
-            "WARMLINE_TURN_DEADLINE_S": "8", "WARMLINE_HOP_S": "1.0",
-            # Store-first, so a clip spooled here is spooled because the store failed (edge-first: test_edge_first).
-            "WARMLINE_EDGE_FIRST": "false",
-        }
+        # Store-first, so a clip spooled here is spooled because the store failed (edge-first: test_edge_first*).
+        env = gcs_server_env(gcs, llm, PREFIX, WARMLINE_EDGE_FIRST="false")
         with GunicornServer(tmp / "var", env=env, workers=1, threads=8) as server:
             rig = SimpleNamespace(gcs=gcs, server=server, data=tmp / "var")
             warm = Caller(server.base_url, new_call_sid()).turn("warm up")  # published to the bucket
