@@ -77,6 +77,7 @@ class CapacityConfig:
     workers: int | None = None
     threads: int | None = None
     server_env: dict[str, str] = field(default_factory=dict)
+    emulator_processes: bool = True  # each emulator in a process of its own (the load's default)
     seed: int = 11
     sweep: bool = True
     cache_hit: bool = True
@@ -144,6 +145,7 @@ def run_sweep(config: CapacityConfig, out: Any = None) -> dict[str, Any]:
         load = LoadConfig(calls=n, minutes=config.minutes, ramp_s=config.ramp_s, speed=config.speed,
                           workers=config.workers, threads=config.threads, seed=config.seed, responder="llm",
                           llm_ms=config.llm_ms, voice="deepgram", server_env=dict(config.server_env), steady_only=True,
+                          emulator_processes=config.emulator_processes,
                           data_dir=None if config.data_dir is None else config.data_dir / f"calls-{n}")
         summary = run_load(load, out=out)
         server = summary["server"]
@@ -202,7 +204,8 @@ def run_cache_hit(config: CapacityConfig, out: Any = None) -> dict[str, Any]:
     out = out or sys.stdout
     base, tmp = work_dir(None if config.data_dir is None else config.data_dir / "cache-hit", "warmline-cachehit-")
     load = LoadConfig(calls=config.cache_threads, workers=config.workers, threads=config.threads, responder="faq",
-                      voice="deepgram", server_env=dict(config.server_env), seed=config.seed)
+                      voice="deepgram", server_env=dict(config.server_env), seed=config.seed,
+                      emulator_processes=config.emulator_processes)
     emulators = Emulators()
     warmline = bare = None
     try:
@@ -429,7 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = replace(d, calls=calls, minutes=a.minutes, ramp_s=a.ramp_s, speed=a.speed, llm_ms=a.llm_ms,
                      workers=a.workers, threads=a.threads, server_env=dict(a.server_env), seed=a.seed,
                      sweep=not a.no_sweep, cache_hit=not a.no_cache_hit, cache_threads=a.cache_threads,
-                     cache_seconds=a.cache_seconds, cache_rounds=a.cache_rounds, data_dir=a.data_dir)
+                     cache_seconds=a.cache_seconds, cache_rounds=a.cache_rounds, data_dir=a.data_dir,
+                     emulator_processes=not a.emulators_inline)
     command = "python -m simulator capacity " + " ".join(sys.argv[2:] if argv is None else argv)
     result = run_capacity(config, command=command.strip())
     print(format_report(result))

@@ -116,6 +116,7 @@ class LoadConfig:
     deepgram_jitter_ms: float = 100.0
     server_env: dict[str, str] = field(default_factory=dict)
     steady_only: bool = False  # count only turns that start after the ramp and before the deadline
+    emulator_processes: bool = True  # each emulator in a process of its own (False: threads of this one)
     max_problem_rate: float = 0.01
     max_answer_p95_s: float | None = None
     max_silence_p95_s: float | None = None
@@ -262,6 +263,7 @@ def prepare_server(config: LoadConfig, data_dir: Path, emulators: Emulators, out
     from simulator.bench import ToneSpeaker
     from simulator.deepgram_emulator import DeepgramEmulator
     from simulator.demo import faq_fixed_phrases, start_server, warm
+    from simulator.emulator_process import EmulatorProcess
     from simulator.llm_emulator import LLMEmulator, faq_responses
 
     toml = Path(load_settings(environ={}).businesses)
@@ -278,9 +280,10 @@ def prepare_server(config: LoadConfig, data_dir: Path, emulators: Emulators, out
             print("warming the fixed phrases (Deepgram emulator) ...", file=out, flush=True)
             warm({**warm_config, "businesses": toml, "deepgram_api_key": DEEPGRAM_KEY, "deepgram_url": clean.base_url},
                  extra=faq_fixed_phrases())
-        emulators.deepgram = DeepgramEmulator(api_key=DEEPGRAM_KEY, ttfb_ms=config.deepgram_ttfb_ms,
-                                              per_char_ms=config.deepgram_per_char_ms,
-                                              jitter_ms=config.deepgram_jitter_ms, seed=config.seed, speaker=speaker)
+        dg_spec = {"api_key": DEEPGRAM_KEY, "ttfb_ms": config.deepgram_ttfb_ms, "per_char_ms": config.deepgram_per_char_ms,
+                   "jitter_ms": config.deepgram_jitter_ms, "seed": config.seed}
+        emulators.deepgram = (EmulatorProcess("deepgram", dg_spec) if config.emulator_processes
+                              else DeepgramEmulator(speaker=speaker, **dg_spec))
         emulators.deepgram.start()
         env.update({"WARMLINE_DEEPGRAM_URL": emulators.deepgram.base_url, "WARMLINE_DEEPGRAM_API_KEY": DEEPGRAM_KEY})
     else:
@@ -288,9 +291,10 @@ def prepare_server(config: LoadConfig, data_dir: Path, emulators: Emulators, out
         warm(warm_config, extra=faq_fixed_phrases())
     if config.responder == "llm":
         lo, hi = config.llm_ms
-        emulators.llm = LLMEmulator(api_key=LLM_KEY, responses=RecordingResponses(faq_responses(load_businesses(toml))),
-                                    base_ms=(lo + hi) / 2, jitter_ms=(hi - lo) / 2, seed=config.seed,
-                                    fault_rate=config.llm_fault_rate, fault_modes=("500",))
+        llm_spec = {"api_key": LLM_KEY, "base_ms": (lo + hi) / 2, "jitter_ms": (hi - lo) / 2, "seed": config.seed,
+                    "fault_rate": config.llm_fault_rate, "fault_modes": ["500"]}
+        emulators.llm = (EmulatorProcess("llm", {**llm_spec, "businesses": str(toml)}) if config.emulator_processes
+                         else LLMEmulator(responses=RecordingResponses(faq_responses(load_businesses(toml))), **llm_spec))
         emulators.llm.start()
         env.update({"WARMLINE_LLM_URL": emulators.llm.base_url, "WARMLINE_LLM_API_KEY": LLM_KEY,
                     "WARMLINE_LLM_MODEL": "load"})
@@ -417,6 +421,7 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
                          if e.kind == "webhook" and e.detail.get("server_s") is not None]
         heard = rule.count(turns) if rule is not None else None
         problems = sum(heard[k] for k in PROBLEM_KINDS) if heard is not None else None
+        emulators.stop()  # an emulator in its own process hands over its records when it stops
         llm = emulators.llm
         summary: dict[str, Any] = {
             "config": config.to_dict(),
@@ -541,6 +546,8 @@ def add_server_arguments(p: argparse.ArgumentParser, d: LoadConfig, *, choices: 
                        help="the sample business's Piper voice, or Deepgram against the Deepgram emulator")
     p.add_argument("--server-env", type=_env_pair, action="append", default=[], metavar="WARMLINE_X=V",
                    help="an extra server setting (repeatable), e.g. WARMLINE_TURN_WORKERS=2")
+    p.add_argument("--emulators-inline", action="store_true",
+                   help="run the emulators as threads of this process (default: each in a process of its own)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -580,7 +587,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         workers=a.workers, threads=a.threads, seed=a.seed, responder=a.responder, llm_ms=a.llm_ms,
                         llm_fault_rate=a.llm_fault_rate, voice=a.voice, server_env=dict(a.server_env),
                         max_problem_rate=a.max_problem_rate, max_answer_p95_s=a.max_answer_p95,
-                        max_silence_p95_s=a.max_silence_p95, data_dir=a.data_dir)
+                        max_silence_p95_s=a.max_silence_p95, data_dir=a.data_dir,
+                        emulator_processes=not a.emulators_inline)
     summary = run_load(config)
     print(format_summary(summary))
     if a.json:
