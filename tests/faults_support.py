@@ -145,17 +145,32 @@ def fetch_clip(url: str) -> float:
 
 
 # --- nothing invalid is published or indexed ---------------------------------------------------
-def audit_store(root: Path) -> list[str]:
-    """Every file under a LocalStore ``root`` is a well-formed object name holding a valid clip; returns the names."""
+def audit_store(root: Path, *, settle_s: float = 15.0) -> list[str]:
+    """Every file under a LocalStore ``root`` is a well-formed object name holding a valid clip; returns the names.
+
+    A ``.tmp-*.part`` file is a write in flight (a server that is still running may be publishing
+    in the background): it must become an object or disappear within ``settle_s``; one that stays
+    is a leak and fails the audit like any stray file.
+    """
     names = []
     if not root.exists():
         return names
     for path in sorted(root.rglob("*")):
         if path.is_dir():
             continue
+        if path.name.startswith(".tmp-") and path.name.endswith(".part"):
+            try:
+                wait_until(lambda: not path.exists(), settle_s, f"the write in flight {path.name} to finish")
+                continue
+            except AssertionError:
+                pass  # still there: a leak, failed below like any stray file
         name = path.relative_to(root).as_posix()
         assert is_valid_name(name), f"stray file in the store: {name}"
-        validate_ulaw_wav(path.read_bytes())
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue  # removed while the audit ran (the spool expires what was published)
+        validate_ulaw_wav(data)
         names.append(name)
     return names
 
