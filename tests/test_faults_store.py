@@ -27,6 +27,7 @@ from tests.conftest import TWILIO_TOKEN, new_call_sid
 from tests.faults_support import (
     Caller,
     GcsEmulator,
+    answer_name,
     audit_index,
     audit_store,
     echo_responses,
@@ -41,14 +42,6 @@ from tests.server_support import ROOT, GunicornServer
 pytestmark = pytest.mark.slow
 PIPER = Voice("piper", "en_US-joe-medium")
 PREFIX = "audio"
-
-
-def reply_for(scenario: str) -> str:
-    return f"Here is the {scenario} answer."
-
-
-def name_for(scenario: str) -> str:
-    return object_name(content_key(canon(reply_for(scenario)), PIPER), PIPER)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +67,7 @@ def spooled_answer(rig, scenario: str) -> str:
     """One call turn while the store is away: the answer plays from this host's /cdn edge (the spool)."""
     turn = Caller(rig.server.base_url, new_call_sid()).turn(scenario)
     assert listens(turn.final) and turn.says() == [], turn.final
-    name = name_for(scenario)
+    name = answer_name(scenario)
     assert turn.plays()[-1] == f"{rig.server.base_url}/cdn/{name}", turn.plays()
     spooled = rig.data / "spool" / "objects" / name
     validate_ulaw_wav(spooled.read_bytes())
@@ -191,7 +184,7 @@ def test_spool_drain_publishes_valid_clips_drops_corrupt_ones_and_expires_sent_o
     from tests.fakes import tone_wav
 
     spool = Spool(tmp_path / "spool", "/cdn", retain_s=60)
-    good, bad = name_for("good"), name_for("bad")
+    good, bad = answer_name("good"), answer_name("bad")
     spool.put(good, tone_wav("good"))
     (tmp_path / "spool" / "objects" / bad).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / "spool" / "objects" / bad).write_bytes(b"RIFF....WAVEtorn")
