@@ -439,14 +439,13 @@ class Synthesizer:
     def _upload(self, name: str, source: str) -> None:
         try:
             self.spool.publish(name, self.store, self.index, source=source)
+            return
         except StoreError as exc:
             self._mark_store_away(exc)
-            if self.drainer is not None:
-                self.drainer.poke(force=True)
         except Exception:  # noqa: BLE001 - an upload thread must not die silently; the drainer retries
             log.exception("upload of %s failed; left to the drainer", name)
-            if self.drainer is not None:
-                self.drainer.poke(force=True)
+        if self.drainer is not None:
+            self.drainer.poke(force=True)
 
     def _spool_put(self, name: str, data: bytes, cause: BaseException) -> tuple[str, bool]:
         try:
