@@ -247,9 +247,12 @@ class CallFlow:
     def _pick(self, business: Business, turn: Turn, phrases: Sequence[tuple[str, float]], avoid: str | None) -> str:
         """The phrase after which the answer is expected to start soonest (from the business's recent
         waits); while too few were seen, the longest phrase that ends before the answer is expected."""
-        best = fillers.choose_by_start(phrases, fillers.PREDICTOR.recent(business.id), self._job_elapsed(turn),
+        elapsed = self._job_elapsed(turn)
+        best = fillers.choose_by_start(phrases, fillers.PREDICTOR.recent(business.id), elapsed,
                                        window_s=self.rt.settings.silence_budget_s, avoid=avoid)
-        return best if best is not None else fillers.choose(phrases, self._expected_wait(business, turn), avoid=avoid)
+        if best is not None:
+            return best
+        return fillers.choose(phrases, fillers.PREDICTOR.remaining_s(business.id, elapsed), avoid=avoid)
 
     def _durations(self, business: Business, texts: Sequence[str]) -> list[tuple[str, float]]:
         """(text, seconds) of the phrases whose clips are published (their length is what the caller hears)."""
