@@ -10,9 +10,8 @@ GCS (``Runtime.spool``), and a live turn's fresh clip plays from the host's edge
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 from functools import cached_property
+from pathlib import Path
 
 from app.runtime import Runtime
 from cdn.local import LocalStore
@@ -23,7 +22,6 @@ LocalStore.put = modeled_put(  # type: ignore[method-assign]
     Path(os.environ.get("WARMLINE_DATA_DIR") or ".") / "cdn",
     max(0.0, float(os.environ.get("SIMULATOR_UPLOAD_MS") or 0) / 1000),
 )
-
 
 
 def _spool(runtime: Runtime) -> Spool:
