@@ -81,6 +81,7 @@ class Business:
     partial_results: bool = True  # partialResultCallback on every speech <Gather>
     barge_in: bool = False  # the answer plays nested in the <Gather>: the caller may interrupt it (on per business)
     speculate: bool = True  # start the turn from a stable partial transcript (needs partial_results)
+    early_clause: bool = True  # a long first sentence of a streamed reply plays from its opening clauses
     short_fillers: tuple[str, ...] = DEFAULT_SHORT_FILLERS  # when the answer is expected soon
 
     def prompt(self, name: str) -> str:
@@ -117,6 +118,7 @@ def parse_business(biz: str, table: Any) -> Business:
     known = {
         "name", "voice", "say", "greeting", "fillers", "prompts", "faq", "hours", "numbers", "rollout",
         "instant_budget_ms", "splice", "transfer_number", "booking", "extra", "listen", "speculate", "short_fillers",
+        "early_clause",
     }
     for key in table:
         if key not in known:
@@ -197,6 +199,9 @@ def parse_business(biz: str, table: Any) -> Business:
     speculate = table.get("speculate", True)
     if not isinstance(speculate, bool):
         raise BusinessConfigError(biz, "speculate", "must be true or false")
+    early = table.get("early_clause", True)
+    if not isinstance(early, bool):
+        raise BusinessConfigError(biz, "early_clause", "must be true or false")
     shorts_raw = table.get("short_fillers", list(DEFAULT_SHORT_FILLERS))
     if not isinstance(shorts_raw, list) or not shorts_raw:
         raise BusinessConfigError(biz, "short_fillers", "must be a non-empty array of short phrases")
@@ -210,7 +215,7 @@ def parse_business(biz: str, table: Any) -> Business:
         fillers=fillers, prompts=prompts, faq=tuple(faq), hours=hours, numbers=tuple(numbers_raw),
         use_proactive_filler=use_filler, rollout_percent=percent, instant_budget_ms=budget,
         splice=splice, transfer_number=transfer, booking=booking, extra=dict(extra),
-        voice_fallbacks=voice_fallbacks, speculate=speculate, short_fillers=shorts, **listen,
+        voice_fallbacks=voice_fallbacks, speculate=speculate, early_clause=early, short_fillers=shorts, **listen,
     )
 
 

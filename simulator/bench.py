@@ -95,7 +95,8 @@ class Arm:
     (``WARMLINE_CLIPS_PER_TURN``); ``speculate``: partial results on and speculative turns;
     ``barge_in``: the answer plays inside the <Gather>; ``edge_first``: a fresh clip plays from the
     host's edge while it uploads (``WARMLINE_EDGE_FIRST``; off for the arms that stand for the
-    flows before Warmline, which play a clip once the store has it).
+    flows before Warmline, which play a clip once the store has it); ``early_clause``: a long first
+    sentence of a streamed reply plays from its opening clauses (the business's ``early_clause``).
     """
 
     id: str
@@ -109,6 +110,7 @@ class Arm:
     speculate: bool = False
     barge_in: bool = False
     edge_first: bool = False
+    early_clause: bool = True
 
 
 def arms(instant_budget_ms: int = 300) -> dict[str, Arm]:
@@ -121,6 +123,9 @@ def arms(instant_budget_ms: int = 300) -> dict[str, Arm]:
                                 "sentence", True, stream=True, clips_per_turn=3, barge_in=True, edge_first=True),
         "warmline": Arm("warmline", "full Warmline", 100, instant_budget_ms, "sentence", True, stream=True,
                         clips_per_turn=3, speculate=True, barge_in=True, edge_first=True),
+        "warmline-sentences": Arm("warmline-sentences", "full Warmline, first sentence whole", 100,
+                                  instant_budget_ms, "sentence", True, stream=True, clips_per_turn=3, speculate=True,
+                                  barge_in=True, edge_first=True, early_clause=False),
         "warmline-phrase": Arm("warmline-phrase", "full Warmline, phrase level", 100, instant_budget_ms, "phrase",
                                True, stream=True, clips_per_turn=3, speculate=True, barge_in=True, edge_first=True),
     }
@@ -322,6 +327,7 @@ splice = "{arm.splice}"
 instant_budget_ms = {arm.instant_budget_ms}
 booking = true
 speculate = {str(arm.speculate).lower()}
+early_clause = {str(arm.early_clause).lower()}
 
 [{arm.id}.listen]
 speech_model = "deepgram_nova-3"

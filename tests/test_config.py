@@ -171,6 +171,7 @@ def test_sample_business_loads():
         ("use_proactive_filler = true", 'use_proactive_filler = "yes"', "rollout.use_proactive_filler"),
         ('numbers = ["+15005550006"]', 'numbers = ["5550006"]', "numbers"),
         ('splice = "sentence"', 'splice = "word"', "splice"),
+        ('splice = "sentence"', 'splice = "sentence"\nearly_clause = "yes"', "early_clause"),
         ('greeting = "Thanks', 'greetin = "Thanks', "greetin"),
         ('still_there = "Are you still there?"', 'still_there = ""', "prompts.still_there"),
         ('keywords = ["where"', 'keywords = [""', "faq[0].keywords"),

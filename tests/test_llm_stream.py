@@ -14,7 +14,9 @@ from app.errors import ResponderError
 from app.responders.base import Reply
 from app.responders.faq import FaqResponder
 from app.responders.openai import MAX_REPLY_CHARS, OpenAIResponder, safe_reply, safe_stream
-from app.responders.stream import SentenceCutter, one_shot
+import dataclasses
+
+from app.responders.stream import EARLY_CLAUSE_AFTER_CHARS, SentenceCutter, early_clause, one_shot
 from app.speech.segment import split_sentences
 from simulator.llm_emulator import LLMEmulator, long_reply, tokens
 
@@ -101,6 +103,73 @@ def test_markers_and_markdown_never_reach_a_sentence() -> None:
         got.extend(cutter.feed(piece))
     got.extend(cutter.finish())
     assert got == ["We're open until 6.", "Call us anytime!", "Goodbye."]
+
+
+def cut_char_by_char(text: str, **kw) -> list[tuple[int, str]]:
+    """(index of the character whose arrival handed it out, piece) for ``text`` fed one character at a time."""
+    cutter = SentenceCutter(**kw)
+    got = [(i, piece) for i, ch in enumerate(text) for piece in cutter.feed(ch)]
+    return got + [(len(text), piece) for piece in cutter.finish()]
+
+
+def test_a_long_first_sentence_is_handed_out_from_its_opening_clauses_before_it_ends() -> None:
+    text = ("Your appointment with Dr. Smith is confirmed for Tuesday, March 3rd at 10 am. "
+            "Anything else, while I have you on the line, that I can help with today?")
+    got = cut_char_by_char(text, early_clause=True)
+    assert [piece for _, piece in got] == ["Your appointment with Dr. Smith is confirmed for Tuesday,",
+                                            "March 3rd at 10 am.",
+                                            "Anything else, while I have you on the line, that I can help with today?"]
+    # the opening came out once the sentence had run 60 characters of whole words, long before its end
+    assert got[0][0] == text.index(" 3rd") and got[0][0] >= EARLY_CLAUSE_AFTER_CHARS
+    assert got[1][0] == text.index(" else,")  # once a whole word of the next sentence was written
+    # only the first sentence is cut; joined, the pieces are the text
+    assert " ".join(piece for _, piece in got) == " ".join(text.split())
+
+
+@pytest.mark.parametrize("text", [
+    "Sure, what time would you like?",  # short: a sentence of its own
+    "There are several restaurants that match what you are looking for in that part of town, yes.",  # late pause
+    "I have ten options for you in the city and the first one that I found is called Nopa in SF.",  # no pause
+])
+def test_a_first_sentence_without_a_worthwhile_opening_is_handed_out_whole(text: str) -> None:
+    assert [piece for _, piece in cut_char_by_char(text, early_clause=True)] == split_sentences(text)
+
+
+def test_the_opening_is_whole_clauses_at_least_half_of_what_was_written() -> None:
+    assert early_clause("Okay, so, I found it, well, it's a dentist - a good one - and it is") == \
+        "Okay, so, I found it, well, it's a dentist - a good one -"
+    assert early_clause("Okay, I found a dentist for you that is open on weekends and it") is None  # "Okay," is short
+    assert early_clause("We open at 9:30 and close at 5 with 1,200 seats in the main hall and") is None  # no pause
+    assert early_clause("I found it, yes") is None  # not long yet
+
+
+def test_without_early_clause_the_cutter_hands_out_whole_sentences() -> None:
+    text = "Your appointment with Dr. Smith is confirmed for Tuesday, March 3rd at 10 am. Anything else?"
+    assert [piece for _, piece in cut_char_by_char(text)] == split_sentences(text)
+
+
+def test_a_streamed_reply_plays_a_long_first_sentence_from_its_opening(demo: Business) -> None:
+    deltas = ("Your appointment with ", "Dr. Smith is confirmed ", "for Tuesday, March ", "3rd at 10 am. ",
+              "Anything else?")
+    body = ControlledBody(sse(*deltas))
+    stream = responder_over(lambda _r: httpx.Response(200, headers={"Content-Type": "text/event-stream"},
+                                                      stream=body)).stream(demo, [], "book me")
+    assert demo.splice == "sentence" and demo.early_clause
+    assert next(stream) == "Your appointment with Dr. Smith is confirmed for Tuesday,"
+    assert body.pulled == 4  # keep-alive + three deltas: the model is still writing the sentence
+    assert list(stream) == ["March 3rd at 10 am.", "Anything else?"]
+    assert stream.reply == Reply("".join(deltas), "continue")
+
+
+@pytest.mark.parametrize("change", [{"early_clause": False}, {"splice": "phrase"}])
+def test_a_streamed_reply_keeps_whole_sentences_when_the_business_says_so(demo: Business, change: dict) -> None:
+    business = dataclasses.replace(demo, **change)
+    deltas = ("Your appointment with ", "Dr. Smith is confirmed ", "for Tuesday, March ", "3rd at 10 am. ",
+              "Anything else?")
+    stream = responder_over(lambda _r: httpx.Response(200, headers={"Content-Type": "text/event-stream"},
+                                                      stream=ControlledBody(sse(*deltas)))).stream(business, [], "x")
+    assert list(stream) == ["Your appointment with Dr. Smith is confirmed for Tuesday, March 3rd at 10 am.",
+                            "Anything else?"]
 
 
 # --- the streaming responder, deterministic --------------------------------------------------------

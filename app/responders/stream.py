@@ -20,6 +20,14 @@ written may be "Dr" of "Dr." or "9" of "9.30"), and a sentence is handed out onl
 sentence has started after it: the boundary between two complete tokens is what
 ``split_sentences`` decides on, so a sentence once handed out never changes.
 
+A long first sentence starts sooner (``early_clause``): once the first sentence has run
+EARLY_CLAUSE_AFTER_CHARS characters without ending, its complete clauses so far (up to the last
+``, ; :`` or spaced dash, at least EARLY_CLAUSE_MIN_CHARS and half of what was written) are handed
+out as a piece of their own and the rest of the sentence follows when it ends. The caller hears
+the answer's opening while the model is still writing the sentence and its clip is shorter to
+make; the join falls where a speaker pauses anyway (a comma), never inside a phrase. Only the
+first sentence is cut so: later ones play while earlier ones are heard.
+
 Not thread-safe: one consumer iterates a stream (the turn job's thread); :meth:`ReplyStream.close`
 may be called from that thread to abandon it (closes the HTTP response).
 """
@@ -33,7 +41,7 @@ from typing import TYPE_CHECKING
 from app.errors import ResponderError
 from app.responders.base import Reply
 from app.speech.canon import is_speakable
-from app.speech.segment import split_sentences
+from app.speech.segment import split_clauses, split_sentences
 
 if TYPE_CHECKING:
     from app.business import Business
@@ -47,6 +55,28 @@ def clean_text(raw: str) -> str:
     return " ".join(MARKDOWN_RE.sub("", MARKER_RE.sub(" ", raw)).split())
 
 
+EARLY_CLAUSE_AFTER_CHARS = 60
+"""A first sentence this long (characters written so far) that has not ended plays from its clauses."""
+EARLY_CLAUSE_MIN_CHARS = 24
+"""The shortest opening handed out early: about 1.2 s of speech, time for the rest's clip to be made."""
+
+
+def early_clause(sentence: str) -> str | None:
+    """The opening of a first sentence still being written that may play on its own, or None.
+
+    ``sentence`` holds whole tokens only. The opening is its clauses (``split_clauses``) but the
+    last one, which is still growing: it ends at a natural pause, is at least EARLY_CLAUSE_MIN_CHARS
+    long and at least half of ``sentence``, and ``sentence`` is at least EARLY_CLAUSE_AFTER_CHARS long.
+    """
+    if len(sentence) < EARLY_CLAUSE_AFTER_CHARS:
+        return None
+    clauses = split_clauses(sentence, min_chars=1)
+    if len(clauses) < 2:
+        return None
+    lead = " ".join(clauses[:-1])
+    return lead if len(lead) >= EARLY_CLAUSE_MIN_CHARS and 2 * len(lead) >= len(sentence) else None
+
+
 class SentenceCutter:
     """Cuts raw model text, fed in pieces, into sentences as each one completes.
 
@@ -54,11 +84,16 @@ class SentenceCutter:
     ``finish()`` returns what is left (the last sentence, ``[]`` when nothing speakable is left).
     ``truncated`` at finish drops an unfinished last sentence when earlier ones exist (the model
     hit its token limit mid-sentence), like :func:`~app.responders.openai.parse_content`.
+    With ``early_clause`` a long first sentence comes out as its opening (:func:`early_clause`)
+    and, once it ends, the rest of it. Joined by single spaces, what comes out is always the text.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, early_clause: bool = False) -> None:
         self.raw = ""
         self._emitted = 0
+        self._early = early_clause
+        self._lead: str | None = None  # the first sentence's opening, handed out before it ended
+        self._lead_open = False  # the rest of that sentence is still to be handed out
 
     def feed(self, delta: str) -> list[str]:
         self.raw += delta
@@ -67,8 +102,14 @@ class SentenceCutter:
             return []
         pieces = [p for p in split_sentences(clean_text(self.raw[:cut])) if is_speakable(p)]
         # The last piece may still grow (its end is not known yet): hand out only the ones before it.
-        out = pieces[self._emitted : max(self._emitted, len(pieces) - 1)]
-        self._emitted += len(out)
+        done = pieces[self._emitted : max(self._emitted, len(pieces) - 1)]
+        self._emitted += len(done)
+        out = self._after_lead(done)
+        if self._early and self._lead is None and self._emitted == 0 and pieces:
+            lead = early_clause(pieces[0])
+            if lead is not None:
+                self._lead, self._lead_open = lead, True
+                out.append(lead)
         return out
 
     def finish(self, *, truncated: bool = False) -> list[str]:
@@ -77,7 +118,19 @@ class SentenceCutter:
         if truncated and rest and len(pieces) > 1 and not rest[-1].endswith((".", "!", "?", '."', '!"', '?"')):
             rest = rest[:-1]
         self._emitted += len(rest)
-        return rest
+        return self._after_lead(rest)
+
+    def _after_lead(self, sentences: list[str]) -> list[str]:
+        """``sentences`` with the opening already handed out taken off the first sentence."""
+        if not (self._lead_open and sentences):
+            return list(sentences)
+        self._lead_open = False
+        first, lead = sentences[0], self._lead or ""
+        if first.startswith(lead):
+            rest = first[len(lead):].strip()
+        else:  # cleaning changed the opening's text (markdown closed later): drop as many words
+            rest = " ".join(first.split()[len(lead.split()):])
+        return ([rest] if is_speakable(rest) else []) + list(sentences[1:])
 
 
 def action_of(raw: str, business: Business) -> str:
@@ -88,6 +141,10 @@ def action_of(raw: str, business: Business) -> str:
     if "END" in found:
         return "end"
     return "continue"
+
+
+EARLY_CLAUSE_SPLICES = ("sentence", "clause")
+"""Levels whose pieces may be a first sentence's opening (``phrase`` assembles whole sentences)."""
 
 
 class ReplyStream:
@@ -104,7 +161,8 @@ class ReplyStream:
         self._business = business
         self._truncated = truncated
         self._close = close
-        self._cutter = SentenceCutter()
+        self._cutter = SentenceCutter(early_clause=business is not None and business.early_clause
+                                      and business.splice in EARLY_CLAUSE_SPLICES)
         self._pending: list[str] = []
         self.sentences: list[str] = []
         self.reply: Reply | None = None
@@ -229,4 +287,5 @@ class SafeStream:
             self._inner.close()
 
 
-__all__ = ["ReplyStream", "SafeStream", "SentenceCutter", "action_of", "clean_text", "one_shot"]
+__all__ = ["EARLY_CLAUSE_AFTER_CHARS", "EARLY_CLAUSE_MIN_CHARS", "ReplyStream", "SafeStream", "SentenceCutter",
+           "action_of", "clean_text", "early_clause", "one_shot"]
