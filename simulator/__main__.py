@@ -21,6 +21,7 @@ import argparse
 import importlib
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -92,6 +93,13 @@ def call_main(argv: Sequence[str] | None = None) -> int:
     return 1 if any(f.fatal for f in result.failures) else 0
 
 
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a CI timeout) interrupt the main thread like Ctrl-C, so a command's
+    ``finally`` blocks stop the gunicorn servers and emulators it started (they run in process
+    groups of their own and would otherwise be left behind). Main thread only."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -106,4 +114,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())
