@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 from app.errors import ResponderError
 from app.responders.base import Reply
 from app.speech.canon import is_speakable
+from app.speech.pieces import ends_sentence
 from app.speech.segment import split_clauses, split_sentences
 
 if TYPE_CHECKING:
@@ -216,6 +217,9 @@ def one_shot(reply: Reply) -> ReplyStream:
 class SafeStream:
     """The streaming twin of ``safe_reply``: never raises ResponderError; bounded to ``max_chars``.
 
+    A failure before the first sentence ended (nothing said, or only a long first sentence's opening)
+    continues with the apology; after a whole sentence the reply is what was said.
+
     Iterate for sentences; :attr:`reply` afterwards (a finished Reply whose text is exactly the
     sentences yielded). ``failed`` holds the error text when the responder failed.
     """
@@ -251,8 +255,10 @@ class SafeStream:
             self.failed = str(exc)
             if self._on_error is not None:
                 self._on_error(exc)
-            if self._out:
+            if self._out and ends_sentence(self._out[-1]):
                 return self._end(Reply(" ".join(self._out), "continue"))
+            # Nothing said yet, or only a long first sentence's opening (it stops at a comma): the apology
+            # follows, so the caller is not left with half a sentence.
             apology = self._business.prompt("apology")
             # the rest of this stream is the apology; it says why (reports count a responder failure)
             self._inner = one_shot(Reply(apology, "continue", failure=f"{type(exc).__name__}: {exc}"))
