@@ -246,6 +246,20 @@ def test_stream_failures_become_the_apology_or_what_was_said(demo: Business, eve
     assert failed in (stream.failed or "")
 
 
+def test_an_over_long_first_sentence_is_finished_within_the_limit_after_its_opening(demo: Business) -> None:
+    from app.responders.stream import SafeStream
+
+    text = ("Your appointment with Dr. Smith is confirmed for Tuesday, March 3rd at 10 am in the morning "
+            "at our main office on the corner of Fifth Avenue and Main Street. See you then.")
+    responder = responder_over(lambda r: httpx.Response(200, headers={"Content-Type": "text/event-stream"},
+                                                        content=iter(sse(*tokens(text)))))
+    stream = SafeStream(lambda: responder.stream(demo, [], "book"), demo, max_chars=100)
+    out = list(stream)
+    assert out[0] == "Your appointment with Dr. Smith is confirmed for Tuesday,"
+    assert len(out) == 2 and out[1].endswith(".") and "March 3rd" in out[1]
+    assert len(" ".join(out)) <= 100 and stream.reply.text == " ".join(out)
+
+
 def test_an_end_marker_alone_is_the_goodbye(demo: Business) -> None:
     responder = responder_over(lambda r: httpx.Response(200, headers={"Content-Type": "text/event-stream"},
                                                         content=iter(sse("[END]"))))

@@ -214,6 +214,10 @@ def one_shot(reply: Reply) -> ReplyStream:
     return stream
 
 
+MIN_TRIM_CHARS = 20
+"""The least of an over-long first sentence kept after its opening was said (it ends with a full stop)."""
+
+
 class SafeStream:
     """The streaming twin of ``safe_reply``: never raises ResponderError; bounded to ``max_chars``.
 
@@ -263,13 +267,13 @@ class SafeStream:
             # the rest of this stream is the apology; it says why (reports count a responder failure)
             self._inner = one_shot(Reply(apology, "continue", failure=f"{type(exc).__name__}: {exc}"))
             return next(self)
-        if self._chars + 1 + len(sentence) > self._max_chars and self._out:
+        if self._chars + 1 + len(sentence) > self._max_chars and self._out and ends_sentence(self._out[-1]):
             self.close()  # past the limit: what was said is the reply
             return self._end(Reply(" ".join(self._out), self._inner.reply.action if self._inner.reply else "continue"))
-        if self._chars + 1 + len(sentence) > self._max_chars:
+        if self._chars + 1 + len(sentence) > self._max_chars:  # the first sentence (or the rest of it) is too long
             from app.responders.openai import trim_reply
 
-            sentence = trim_reply(Reply(sentence), self._max_chars).text
+            sentence = trim_reply(Reply(sentence), max(MIN_TRIM_CHARS, self._max_chars - self._chars - 1)).text
         self._chars += 1 + len(sentence)
         self._out.append(sentence)
         return sentence
