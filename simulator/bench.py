@@ -489,6 +489,9 @@ def summarize(run: ArmRun, business: Any, events: Sequence[dict[str, Any]] | Non
     fallback = sum(1 for e in events if e.get("fallback"))
     turns = len(first)
     answered = sum(1 for a in answer if a is not None)
+    # what a playable answer waited for Twilio's schedule (a phrase to end, the next hop), on the server's clock
+    waited = [max(0.0, (e["time_to_answer_ms"] - e["first_playable_ms"]) / 1000) for e in events
+              if e.get("first_playable_ms") is not None and e.get("time_to_answer_ms")]
     fates = Counter(e.get("speculation") for e in events if e.get("speculation") in ("adopted", "discarded"))
     settled = fates["adopted"] + fates["discarded"]
     last_user = [next((m["content"] for m in reversed(r["messages"]) if m["role"] == "user"), "")
@@ -508,6 +511,7 @@ def summarize(run: ArmRun, business: Any, events: Sequence[dict[str, Any]] | Non
         "longest_silence_after_handover_s": stats(handover_silence),
         "time_to_answer_audio_s": stats(answer),
         "answer_fetch_wait_s": stats(fetch_wait),
+        "answer_wait_when_playable_s": stats(waited),
         "turns_with_filler": round(with_filler / turns, 4) if turns else None,
         "caller_heard": heard_rule.count(t for r in run.results for t in r.turns),
         "responder_calls": len(run.llm_requests),
@@ -605,6 +609,10 @@ def format_arms(arms_s: dict[str, dict[str, Any]], goals_s: dict[str, Any]) -> s
     rows.append(("answer media fetch wait p50/p95 (s)",
                  [f"{_fmt(arms_s[a]['answer_fetch_wait_s']['p50'])}/{_fmt(arms_s[a]['answer_fetch_wait_s']['p95'])}"
                   for a in ids]))
+    rows.append(("playable answer waited p50/p95 (s)",
+                 [f"{_fmt(arms_s[a]['answer_wait_when_playable_s']['p50'])}/"
+                  f"{_fmt(arms_s[a]['answer_wait_when_playable_s']['p95'])}"
+                  if arms_s[a].get("answer_wait_when_playable_s", {}).get("n") else "-" for a in ids]))
     rows.append(("turns with a filler", [_pct(arms_s[a]["turns_with_filler"]) for a in ids]))
     rows.append(("responder calls / answered turn", [_fmt(arms_s[a]["responder_calls_per_answered_turn"])
                                                      for a in ids]))

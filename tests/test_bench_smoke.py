@@ -110,6 +110,11 @@ def test_the_arms_run_side_by_side_on_the_same_dialogues_at_each_end_of_speech_d
         for arm in ("control", "filler-after-ai", "warmline-no-spec"):  # no speculation: one call per turn
             assert arms[arm]["responder_calls"] == turns and arms[arm]["speculation"]["speculative_calls"] == 0
         assert arms["warmline"]["responder_calls"] >= turns
+        # the server logs when each Warmline answer became playable; the blocking arms have no such moment
+        for arm in ("warmline-no-spec", "warmline"):
+            assert arms[arm]["answer_wait_when_playable_s"]["n"] == turns
+            assert arms[arm]["answer_wait_when_playable_s"]["p50"] >= 0
+        assert arms["control"]["answer_wait_when_playable_s"]["n"] == 0
         assert arms["control"]["outcomes"] == {"control": turns}
         assert arms["control"]["arms_logged"] == {"control": turns}
         assert arms["filler-after-ai"]["outcomes"] == {"filler": turns}  # instant budget 0: never instant

@@ -548,3 +548,29 @@ def test_a_turn_sink_reports_the_first_moment_the_answer_can_be_played_not_its_f
     assert len(seen) == 1 and seen[0] > 0 and len(writes) == 3
     sink.progress(Progress(reply=("We open at 9 am. Bye.", "continue", 1.0, None), done=True))
     assert len(seen) == 1 and sink.added == 3
+
+
+def test_the_write_that_makes_the_answer_playable_records_when_in_the_turn():
+    from app.voice import turn as T
+    from app.voice.answer import Progress, TurnSink
+
+    now = [100.0]
+    record = [T.start(T.new("when", started=100.0, host="h", now=100.0, history_len=0), "h")]
+
+    def write(fn):
+        record[0] = fn(record[0])
+        return record[0]
+
+    sink = TurnSink(write, (SpeculationDropped,), origin=99.5, clock=lambda: now[0])
+    now[0] = 100.4
+    sink.progress(Progress(added=("We open at~", "~9 am."), ready=((0, {"text": "We open at~", "url": "/a"}),)))
+    assert "first_playable_ms" not in record[0].extra  # "We open at" runs on: nothing playable yet
+    now[0] = 101.25
+    sink.progress(Progress(ready=((1, {"text": "~9 am.", "url": "/b"}),)))
+    assert record[0].extra["first_playable_ms"] == 1250.0  # from the turn's start, not the job's origin
+    now[0] = 102.0
+    sink.progress(Progress(added=("Bye.",), ready=((2, {"text": "Bye.", "url": "/c"}),)))
+    assert record[0].extra["first_playable_ms"] == 1250.0  # kept once
+    assert T.first_playable(record[0], 5.0).extra["first_playable_ms"] == 1250.0
+    assert T.first_playable(T.new("x", started=0.0, host="h", now=0.0, history_len=0), -3.0).extra == {
+        "first_playable_ms": 0.0}

@@ -245,14 +245,17 @@ class TurnSink:
     (FencedOut once the turn ended or moved to another generation); ``check()`` calls ``read()``, which raises the same when the turn
     is no longer this job's; the transitions are :mod:`app.voice.turn`'s. ``on_first_piece`` is
     called once, with the seconds from ``origin`` (epoch) to the moment the answer could first be
-    played (its first piece, or at the phrase level its first run of pieces up to a pause).
+    played (its first piece, or at the phrase level its first run of pieces up to a pause); the write
+    that makes it playable also records it in the turn (``first_playable_ms`` from the turn's start,
+    by ``clock``, epoch seconds).
     Its methods are called one at a time (:func:`produce` writes under one lock).
     """
 
     def __init__(self, write: Callable[[Callable[[Any], Any]], Any], stops: tuple[type[BaseException], ...], *,
                  origin: float, on_first_piece: Callable[[float], None] | None = None,
-                 read: Callable[[], None] | None = None) -> None:
+                 read: Callable[[], None] | None = None, clock: Callable[[], float] = time.time) -> None:
         self._write = write
+        self.clock = clock
         self._read = read
         self.stops = stops
         self.origin = origin
@@ -269,6 +272,7 @@ class TurnSink:
         from app.voice import turn as T
 
         def apply(t: Any) -> Any:
+            playable = bool(t.ready_prefix())
             if step.added:
                 t = T.extend(t, [{"text": x} for x in step.added])
             for i, piece in step.ready:
@@ -276,6 +280,8 @@ class TurnSink:
             if step.reply is not None:
                 text, action, ai_ms, failure = step.reply
                 t = T.replied(t, text, action, t.pieces or (), ai_ms, failure)
+            if not playable and t.ready_prefix():
+                t = T.first_playable(t, (self.clock() - t.started) * 1000)
             return T.complete(t) if step.done else t
 
         written = self._write(apply)

@@ -537,12 +537,14 @@ def _turn_fields(record: dict[str, Any], outcome: str, said_from: int | None = N
 
 
 def _speculation_fields(record: dict[str, Any]) -> dict[str, Any]:
-    """What speculation did for the turn (the turn log's ``speculation``, ``speculative_calls``, head start)."""
+    """What speculation did for the turn (the turn log's ``speculation``, ``speculative_calls``, head start)
+    and when its answer could first be played (``first_playable_ms``, from the turn's start)."""
     extra = record.get("extra") or {}
+    playable = {"first_playable_ms": extra["first_playable_ms"]} if "first_playable_ms" in extra else {}
     if "speculation" not in extra:
-        return {}
+        return playable
     return {"speculation": extra.get("speculation"), "speculative_calls": int(extra.get("speculative_calls") or 0),
-            "speculation_head_start_ms": extra.get("head_start_ms")}
+            "speculation_head_start_ms": extra.get("head_start_ms"), **playable}
 
 
 __all__ = ["CallFlow", "Urls"]

@@ -209,6 +209,16 @@ def speculated(turn: Turn, outcome: str, started: int, gen: int | None, head_sta
                                             "speculation_gen": gen, "head_start_ms": head_start_ms})
 
 
+def first_playable(turn: Turn, elapsed_ms: float) -> Turn:
+    """The answer could first be played ``elapsed_ms`` after the turn started (kept once: the first time).
+
+    Against ``answer_ms`` (when a webhook handed it to Twilio) it is what the answer waited for the
+    schedule Twilio imposes: a filler or bridge to end, the next hop."""
+    if "first_playable_ms" in turn.extra:
+        return turn
+    return dataclasses.replace(turn, extra={**turn.extra, "first_playable_ms": round(max(0.0, elapsed_ms), 1)})
+
+
 def hopped(turn: Turn) -> Turn:
     return dataclasses.replace(turn, hops=turn.hops + 1)
 
@@ -240,6 +250,7 @@ def end(turn: Turn, outcome: str, heard: str, *, said_from: int | None = None) -
 
 __all__ = [
     "ABANDONED", "DONE", "FAILED", "JOB_OVER", "QUEUED", "RUNNING", "STATUSES", "IllegalTransition", "Turn",
-    "adopt", "answer_started", "bridged", "complete", "end", "extend", "fail", "filler_played", "hopped", "new",
+    "adopt", "answer_started", "bridged", "complete", "end", "extend", "fail", "filler_played", "first_playable",
+    "hopped", "new",
     "piece_ready", "replied", "speculated", "start",
 ]
