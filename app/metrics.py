@@ -18,6 +18,9 @@ Series (all seconds, all counters ``_total``):
     warmline_responder_failures_total{business,error_class} turns whose responder failed
     warmline_time_to_first_audio_seconds{business,arm}      histogram
     warmline_time_to_answer_seconds{business,arm}           histogram
+    warmline_answer_wait_seconds{business}                  histogram: from the answer being playable to its
+                                                            hand-over to Twilio (a filler or bridge ending,
+                                                            the next hop) -- what Twilio's schedule costs
     warmline_ai_seconds                                     histogram
     warmline_tts_seconds{provider}                          histogram, turns with live synthesis
     warmline_synthesis_errors_total{provider,error_class}   every voice that failed a clip (rescued or not)
@@ -86,6 +89,11 @@ def metrics() -> SimpleNamespace:
                         "warmline_time_to_answer_seconds", "Webhook arrival to the answer's audio.",
                         ["business", "arm"], buckets=LATENCY_BUCKETS,
                     ),
+                    answer_wait=Histogram(
+                        "warmline_answer_wait_seconds",
+                        "From the answer being playable to its hand-over to Twilio (a phrase ending, the next hop).",
+                        ["business"], buckets=LATENCY_BUCKETS,
+                    ),
                     ai=Histogram("warmline_ai_seconds", "AI responder latency per turn.", buckets=LATENCY_BUCKETS),
                     tts=Histogram(
                         "warmline_tts_seconds", "Live synthesis time per turn (turns with a cache miss).",
@@ -132,6 +140,9 @@ def record_turn(event: dict[str, Any]) -> None:
         m.ttfa.labels(business, arm).observe(event["time_to_first_audio_ms"] / 1000)
     if isinstance(event.get("time_to_answer_ms"), (int, float)):
         m.tta.labels(business, arm).observe(event["time_to_answer_ms"] / 1000)
+    playable, answered = event.get("first_playable_ms"), event.get("time_to_answer_ms")
+    if isinstance(playable, (int, float)) and isinstance(answered, (int, float)) and answered > 0:
+        m.answer_wait.labels(business).observe(max(0.0, answered - playable) / 1000)
     if isinstance(event.get("ai_ms"), (int, float)):
         m.ai.observe(event["ai_ms"] / 1000)
     if isinstance(event.get("tts_ms"), (int, float)) and (event.get("chars_live") or 0) > 0:

@@ -45,7 +45,7 @@ PROCESS_A = [
     turn("demo", "control", "fallback", [False], 4500, 4500, 30),
 ]
 PROCESS_B = [
-    turn("demo", "warmline", "filler", [False, False, True], 320, 2100, 40),
+    {**turn("demo", "warmline", "filler", [False, False, True], 320, 2100, 40), "first_playable_ms": 1700.0},
     turn("demo", "warmline", "apology", [], 310, None, 0),
 ]
 
@@ -95,6 +95,11 @@ def test_counters_and_histograms_sum_across_two_processes(tmp_path, monkeypatch)
     assert v("warmline_fallbacks_total", business="demo", kind="apology") == 1
     assert v("warmline_synthesis_errors_total", provider="piper", error_class="SynthesisRetryable") == 2
     assert v("warmline_webhook_requests_total", endpoint="voice.process", status="200") == 2
+    # The one turn that logged when its answer became playable: it waited 0.4 s for the hand-over.
+    assert v("warmline_answer_wait_seconds_count", business="demo") == 1
+    assert v("warmline_answer_wait_seconds_sum", business="demo") == pytest.approx(0.4)
+    assert v("warmline_answer_wait_seconds_bucket", business="demo", le="0.3") == 0
+    assert v("warmline_answer_wait_seconds_bucket", business="demo", le="0.5") == 1
     # Histograms: warmline ttfa 250, 300 (A) and 320, 310 (B) seconds-wise.
     assert v("warmline_time_to_first_audio_seconds_count", business="demo", arm="warmline") == 4
     assert v("warmline_time_to_first_audio_seconds_sum", business="demo", arm="warmline") == pytest.approx(1.18)
