@@ -1,6 +1,7 @@
 """What a responder is: the AI side of a turn, text in, text (and what to do next) out.
 
-Pure data and a Protocol; no I/O. Everything here is immutable and safe to share across threads.
+Pure data, a Protocol and pure functions on replies; no I/O. Everything here is immutable and safe
+to share across threads.
 """
 
 from __future__ import annotations
@@ -8,10 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from app.speech.segment import split_sentences
+
 if TYPE_CHECKING:
     from app.business import Business
 
 ACTIONS = ("continue", "end", "transfer")
+MAX_REPLY_CHARS = 600
+"""The longest reply a caller is read (a model's longer reply is cut at a sentence boundary)."""
 
 Mark = tuple[str, int, int]
 
@@ -67,3 +72,41 @@ def prior_history(history: list[dict[str, Any]], utterance: str) -> list[dict[st
     if items and items[-1].get("role") == "caller" and str(items[-1].get("text", "")).strip() == utterance.strip():
         items.pop()
     return items
+
+
+def trim_reply(reply: Reply, max_chars: int = MAX_REPLY_CHARS) -> Reply:
+    """``reply`` cut to at most ``max_chars`` at a sentence boundary (a word boundary if one sentence is longer).
+
+    The result is a prefix of the text (plus a final "." when a sentence had to be cut), so
+    marks inside it stay valid; marks past the cut are dropped.
+    """
+    text = reply.text
+    if len(text) <= max_chars:
+        return reply
+    cut = 0
+    consumed = 0  # non-space characters of the text covered by the sentences so far
+    for sentence in split_sentences(text):
+        consumed += sum(1 for ch in sentence if not ch.isspace())
+        end = _position_after(text, consumed)
+        if end > max_chars:
+            break
+        cut = end
+    if cut:
+        new = text[:cut]
+    else:  # the first sentence alone is too long: cut at a word boundary
+        head = text[: max_chars - 1]
+        space = head.rfind(" ")
+        new = (head[:space] if space > 0 else head).rstrip(" ,;:-") + "."
+    limit = len(new) if cut else len(new) - 1
+    return Reply(new, reply.action, tuple(m for m in reply.marks if m[2] <= limit))
+
+
+def _position_after(text: str, nonspace: int) -> int:
+    """The index just after the ``nonspace``-th non-space character of ``text``."""
+    seen = 0
+    for i, ch in enumerate(text):
+        if not ch.isspace():
+            seen += 1
+            if seen == nonspace:
+                return i + 1
+    return len(text)

@@ -30,7 +30,7 @@ import httpx
 
 from app.business import Business
 from app.errors import ResponderError
-from app.responders.base import Reply, Responder, prior_history
+from app.responders.base import MAX_REPLY_CHARS, Reply, Responder, prior_history, trim_reply
 from app.responders.stream import ReplyStream, SafeStream, one_shot
 from app.speech.canon import is_speakable
 from app.speech.segment import split_sentences
@@ -39,7 +39,6 @@ log = logging.getLogger("warmline.responders")
 
 END_MARKER = "[END]"
 TRANSFER_MARKER = "[TRANSFER]"
-MAX_REPLY_CHARS = 600
 MAX_RESPONSE_BYTES = 1 << 20
 HISTORY_ITEMS = 20
 
@@ -300,44 +299,6 @@ def _message_content(data: Any) -> tuple[str, str | None]:
     if not isinstance(content, str):
         raise ResponderError(f"LLM reply content is {type(content).__name__}, not text")
     return content, choice.get("finish_reason")
-
-
-def trim_reply(reply: Reply, max_chars: int = MAX_REPLY_CHARS) -> Reply:
-    """``reply`` cut to at most ``max_chars`` at a sentence boundary (a word boundary if one sentence is longer).
-
-    The result is a prefix of the text (plus a final "." when a sentence had to be cut), so
-    marks inside it stay valid; marks past the cut are dropped.
-    """
-    text = reply.text
-    if len(text) <= max_chars:
-        return reply
-    cut = 0
-    consumed = 0  # non-space characters of the text covered by the sentences so far
-    for sentence in split_sentences(text):
-        consumed += sum(1 for ch in sentence if not ch.isspace())
-        end = _position_after(text, consumed)
-        if end > max_chars:
-            break
-        cut = end
-    if cut:
-        new = text[:cut]
-    else:  # the first sentence alone is too long: cut at a word boundary
-        head = text[: max_chars - 1]
-        space = head.rfind(" ")
-        new = (head[:space] if space > 0 else head).rstrip(" ,;:-") + "."
-    limit = len(new) if cut else len(new) - 1
-    return Reply(new, reply.action, tuple(m for m in reply.marks if m[2] <= limit))
-
-
-def _position_after(text: str, nonspace: int) -> int:
-    """The index just after the ``nonspace``-th non-space character of ``text``."""
-    seen = 0
-    for i, ch in enumerate(text):
-        if not ch.isspace():
-            seen += 1
-            if seen == nonspace:
-                return i + 1
-    return len(text)
 
 
 def safe_reply(responder: Responder, business: Business, history: list[dict[str, Any]], utterance: str) -> Reply:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from app.errors import ResponderError
-from app.responders.base import Reply
+from app.responders.base import Reply, trim_reply
 from app.speech.canon import is_speakable
 from app.speech.pieces import ends_sentence
 from app.speech.segment import split_clauses, split_sentences
@@ -271,8 +271,6 @@ class SafeStream:
             self.close()  # past the limit: what was said is the reply
             return self._end(Reply(" ".join(self._out), self._inner.reply.action if self._inner.reply else "continue"))
         if self._chars + 1 + len(sentence) > self._max_chars:  # the first sentence (or the rest of it) is too long
-            from app.responders.openai import trim_reply
-
             sentence = trim_reply(Reply(sentence), max(MIN_TRIM_CHARS, self._max_chars - self._chars - 1)).text
         self._chars += 1 + len(sentence)
         self._out.append(sentence)
