@@ -110,7 +110,7 @@ def _serve(kind: str, spec_path: str, records_path: str) -> None:
     if kind == "llm":
         from app.business import load_businesses
         from simulator.llm_emulator import LLMEmulator, faq_responses
-        from simulator.load import RecordingResponses
+        from simulator.history import RecordingResponses
 
         recording = RecordingResponses(faq_responses(load_businesses(Path(spec.pop("businesses")))))
         emulator: Any = LLMEmulator(responses=recording, **spec)

@@ -57,6 +57,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from simulator.history import RecordingResponses, history_problems, spoken
 from simulator.support import work_dir
 
 NAMES = ("Sam Jones", "Priya Patel", "Liam O'Brien", "Mei Chen", "Ava Smith", "Noah Brown", "Zara Ali",
@@ -148,68 +149,6 @@ def deepgram_business_toml(source: Path, business_id: str, model: str = DEEPGRAM
     if voice != {"provider": "deepgram", "model": model}:
         raise ValueError(f"could not give {business_id!r} in {source} the Deepgram voice")
     return replaced
-
-
-class RecordingResponses:
-    """Wraps the LLM emulator's ``responses``: remembers every reply produced for each conversation. Thread-safe."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self._lock = threading.Lock()
-        self.produced: dict[tuple[tuple[str, str], ...], set[str]] = {}
-
-    def __call__(self, request: dict[str, Any]) -> str:
-        reply = self.inner(request)
-        key = _conversation(request["messages"])
-        with self._lock:
-            self.produced.setdefault(key, set()).add(_spoken(reply))
-        return reply
-
-
-_MARKER = re.compile(r"\[\s*(END|TRANSFER)\s*\]", re.IGNORECASE)
-
-
-def _spoken(text: str) -> str:
-    """A reply as it enters the call's history: markers removed, whitespace collapsed."""
-    return " ".join(_MARKER.sub(" ", text).split())
-
-
-_NOT_WORD = re.compile(r"[^\w\s]")
-
-
-def _conversation(messages: Sequence[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
-    """The non-system messages; a caller's words compared by meaning (case and punctuation aside), since a
-    speculative turn asked with the running transcript is adopted by a final one that says the same."""
-    def text(m: dict[str, Any]) -> str:
-        content = str(m["content"])
-        return " ".join((_NOT_WORD.sub(" ", content.lower()) if m["role"] == "user" else content).split())
-
-    return tuple((m["role"], text(m)) for m in messages if m["role"] != "system")
-
-
-def history_problems(requests: Sequence[dict[str, Any]], produced: dict[tuple[tuple[str, str], ...], set[str]],
-                     allowed: set[str]) -> list[str]:
-    """Why LLM requests carried an incoherent history (one reason per bad request; empty: all coherent).
-
-    Coherent: after the system prompt, the roles alternate user / assistant and end with the
-    user; every assistant line is a reply the emulator produced for exactly the conversation
-    before it (markers stripped), or one of ``allowed`` (the business's own prompts: the apology
-    a failed request became, the goodbye). A turn run twice shows up as two assistant lines in
-    a row, a late reply as a line produced for another conversation.
-    """
-    problems = []
-    for request in requests:
-        conv = _conversation(request["messages"])
-        roles = [role for role, _text in conv]
-        if roles != ["user" if i % 2 == 0 else "assistant" for i in range(len(roles))] or len(roles) % 2 == 0:
-            problems.append(f"roles {''.join(r[0] for r in roles)}")
-            continue
-        for i in range(1, len(conv), 2):
-            line = conv[i][1]
-            if line not in produced.get(conv[:i], set()) and line not in allowed:
-                problems.append(f"agent line {i // 2 + 1} was not produced for what preceded it: {line[:60]!r}")
-                break
-    return problems
 
 
 RESPONDER_FAILED = re.compile(r"responder \w+ failed for business")
@@ -462,7 +401,7 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
             summary["fallback_rate"] = round(fallbacks / len(events), 4) if events else None
             summary["server_log_errors"] = server.log_tail(200_000).count("Traceback") if server is not None else None
         if llm is not None and business is not None:
-            allowed = {_spoken(business.prompt(name)) for name in ("apology", "goodbye", "transfer")}
+            allowed = {spoken(business.prompt(name)) for name in ("apology", "goodbye", "transfer")}
             bad = history_problems(list(llm.requests), llm.responses.produced, allowed)
             summary["llm_incoherent_requests"] = len(bad)
             summary["llm_incoherent_samples"] = bad[:5]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulator.load import RecordingResponses, history_problems
+from simulator.history import RecordingResponses, history_problems
 
 SYSTEM = {"role": "system", "content": "You are the receptionist."}
 
