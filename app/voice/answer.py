@@ -37,6 +37,8 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from app.errors import InvalidText, WarmlineError
+from app.speech.fallback import chain_for
 from app.speech.pieces import sentence_runs, split_pieces
 
 log = logging.getLogger("warmline.answer")
@@ -292,6 +294,51 @@ class TurnSink:
                 self.on_first_piece(time.time() - self.origin)
 
 
+def make_clip(rt: Any, business: Any, text: str, *, deadline: float | None = None,
+              lookup_only: bool = False) -> Piece | None:
+    """A piece's clip as a state entry; a failure becomes a piece to <Say> instead. Thread-safe.
+
+    ``deadline`` (epoch seconds) bounds retries, fallback voices, locks and the provider; the
+    default is the control arm's synthesis timeout from now (every caller is a live call). The
+    business's fallback voices (``app.speech.fallback.chain_for``) speak when its own voice
+    cannot in time. ``lookup_only``: the indexed clip or None, never synthesizing.
+    """
+    if lookup_only:
+        try:
+            clip = rt.synthesizer.lookup(text, business.voice)
+        except InvalidText as exc:
+            return {"text": text, "failed": f"InvalidText: {exc}", "skip": True}
+        if clip is None:
+            return None
+    else:
+        if deadline is None:
+            deadline = time.time() + rt.settings.control_tts_timeout_s
+        try:
+            clip = rt.synthesizer.clip(text, business.voice, deadline=deadline, fallbacks=chain_for(business))
+        except InvalidText as exc:
+            return {"text": text, "failed": f"InvalidText: {exc}", "skip": True}
+        except WarmlineError as exc:
+            log.warning("synthesis failed, piece will be <Say>'d: %s: %s", type(exc).__name__, exc)
+            from app import metrics
+
+            metrics.record_synthesis_error(business.voice.provider, exc)
+            return {"text": text, "failed": f"{type(exc).__name__}: {exc}"}
+    piece = {
+        "text": text, "url": clip.url, "key": clip.key, "hit": clip.hit, "source": clip.source,
+        "duration_s": round(clip.duration_s, 3), "synth_ms": round(clip.synth_ms, 1), "chars": clip.chars,
+    }
+    if clip.fallback:
+        piece["voice"] = clip.voice  # spoken by a fallback voice
+        piece["own_error"] = clip.own_error or None  # why the own voice could not (reports, metrics)
+        if clip.own_error:
+            from app import metrics
+
+            metrics.record_synthesis_error(business.voice.provider, clip.own_error)
+    if clip.spooled:
+        piece["spooled"] = True  # served from this host's edge until the store takes it
+    return piece
+
+
 def sentence_assembler(synthesizer: Any, business: Any, deadline: float) -> Callable[[Sequence[str]], Any] | None:
     """The ``assemble`` hook of :func:`produce` for ``business``: its sentences as one clip each at the
     ``phrase`` level (where the webhook plays them so), bounded by ``deadline`` (epoch s); None otherwise."""
@@ -318,4 +365,5 @@ def synthesis_pool(workers: int) -> ThreadPoolExecutor:
         return pool
 
 
-__all__ = ["INCREMENTAL_SPLICES", "STREAMED_SPLICES", "Piece", "Progress", "Sink", "TurnSink", "produce", "sentence_assembler", "synthesis_pool"]
+__all__ = ["INCREMENTAL_SPLICES", "STREAMED_SPLICES", "Piece", "Progress", "Sink", "TurnSink", "make_clip", "produce",
+           "sentence_assembler", "synthesis_pool"]

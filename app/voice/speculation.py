@@ -33,6 +33,7 @@ Thread-safe; one :class:`Speculator` per process.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import logging
 import threading
@@ -44,7 +45,7 @@ from typing import Any
 from app.business import Business
 from app.errors import SpeculationDropped, WarmlineError
 from app.speech.canon import canon
-from app.voice.answer import Piece, Progress
+from app.voice.answer import Piece, Progress, make_clip
 
 log = logging.getLogger("warmline.speculation")
 
@@ -438,12 +439,10 @@ def speculator(rt: Any) -> Speculator:
     """This runtime's Speculator (made once per runtime; shares the runtime's state and pools)."""
     found = rt.__dict__.get("speculator")
     if found is None:
-        from app.voice.turns import TurnEngine
-
         found = rt.__dict__["speculator"] = Speculator(
             state=rt.state, ttl_s=rt.settings.call_ttl_s, quiet_s=rt.settings.speculate_quiet_s,
             start_job=lambda fn, *args: start_on_pool(rt.pool, fn, *args),
-            produce_job=answer_job(rt, TurnEngine(rt).make_clip))
+            produce_job=answer_job(rt, functools.partial(make_clip, rt)))
     return found
 
 

@@ -41,9 +41,8 @@ from collections.abc import Callable
 from typing import Any
 
 from app.business import Business
-from app.errors import FencedOut, InvalidText, StateError, WarmlineError
+from app.errors import FencedOut, StateError
 from app.responders.base import Reply
-from app.speech.fallback import chain_for
 from app.speech.pieces import split_pieces
 from app.state import pid_alive
 from app.voice import turn as T
@@ -522,47 +521,10 @@ class TurnEngine:
 
     def make_clip(self, business: Business, text: str, *, deadline: float | None = None,
                   lookup_only: bool = False) -> dict[str, Any] | None:
-        """A piece's clip as a state entry; a failure becomes a piece to <Say> instead.
+        """A piece's clip as a state entry (:func:`app.voice.answer.make_clip` with this engine's runtime)."""
+        from app.voice.answer import make_clip
 
-        ``deadline`` (epoch seconds) bounds retries, fallback voices, locks and the provider; the
-        default is the control arm's synthesis timeout from now (every caller is a live call). The
-        business's fallback voices (``app.speech.fallback.chain_for``) speak when its own voice
-        cannot in time. ``lookup_only``: the indexed clip or None, never synthesizing.
-        """
-        if lookup_only:
-            try:
-                clip = self.rt.synthesizer.lookup(text, business.voice)
-            except InvalidText as exc:
-                return {"text": text, "failed": f"InvalidText: {exc}", "skip": True}
-            if clip is None:
-                return None
-        else:
-            if deadline is None:
-                deadline = time.time() + self.rt.settings.control_tts_timeout_s
-            try:
-                clip = self.rt.synthesizer.clip(text, business.voice, deadline=deadline, fallbacks=chain_for(business))
-            except InvalidText as exc:
-                return {"text": text, "failed": f"InvalidText: {exc}", "skip": True}
-            except WarmlineError as exc:
-                log.warning("synthesis failed, piece will be <Say>'d: %s: %s", type(exc).__name__, exc)
-                from app import metrics
-
-                metrics.record_synthesis_error(business.voice.provider, exc)
-                return {"text": text, "failed": f"{type(exc).__name__}: {exc}"}
-        piece = {
-            "text": text, "url": clip.url, "key": clip.key, "hit": clip.hit, "source": clip.source,
-            "duration_s": round(clip.duration_s, 3), "synth_ms": round(clip.synth_ms, 1), "chars": clip.chars,
-        }
-        if clip.fallback:
-            piece["voice"] = clip.voice  # spoken by a fallback voice
-            piece["own_error"] = clip.own_error or None  # why the own voice could not (reports, metrics)
-            if clip.own_error:
-                from app import metrics
-
-                metrics.record_synthesis_error(business.voice.provider, clip.own_error)
-        if clip.spooled:
-            piece["spooled"] = True  # served from this host's edge until the store takes it
-        return piece
+        return make_clip(self.rt, business, text, deadline=deadline, lookup_only=lookup_only)
 
 
 __all__ = ["DEADLINE_MARGIN_S", "Liveness", "TurnEngine", "process_lease", "reply_pieces"]
