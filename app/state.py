@@ -775,6 +775,7 @@ class RedisCallState(_Base):
         self._changes = _Changes()
         self._listener_pid = 0
         self._listener_lock = threading.Lock()
+        self._subscribed = threading.Event()  # the subscriber's SUBSCRIBE was confirmed by the server
         self._closed = threading.Event()
         with self._guard():
             # Bounded: one quick retry (a pooled connection may be stale after a Redis restart), then
@@ -850,15 +851,22 @@ class RedisCallState(_Base):
                     return None
             raise StateError(f"redis state: {key} changed under us {_WATCH_RETRIES} times in a row")
 
+    SUBSCRIBE_WAIT_S = 1.0
+    """How long the first wait of a process waits for its subscriber to be confirmed (then it polls)."""
+
     def _listen(self) -> None:
-        """Start this process's subscriber to the turn-change channel (once per process)."""
+        """Start this process's subscriber to the turn-change channel (once per process) and wait, at most
+        SUBSCRIBE_WAIT_S, until Redis confirmed it: a change published before that would reach nobody,
+        and the first waiter would sleep out a whole poll."""
         if self._listener_pid == os.getpid() or self._closed.is_set():
             return
         with self._listener_lock:
             if self._listener_pid == os.getpid():
                 return
+            self._subscribed = threading.Event()  # a forked child's copy may be set: its subscriber is not
             self._listener_pid = os.getpid()
             threading.Thread(target=self._subscribe, name="state-changes", daemon=True).start()
+            self._subscribed.wait(self.SUBSCRIBE_WAIT_S)
 
     def _subscribe(self) -> None:
         """Forward change notifications to local waiters until closed; reconnect after a failure."""
@@ -866,11 +874,13 @@ class RedisCallState(_Base):
         while not self._closed.is_set() and self._listener_pid == pid:
             pubsub = None
             try:
-                pubsub = self._r.pubsub(ignore_subscribe_messages=True)
+                pubsub = self._r.pubsub()
                 pubsub.subscribe(REDIS_CHANGES_CHANNEL)
                 while not self._closed.is_set():
                     message = pubsub.get_message(timeout=0.5)
-                    if message and message.get("type") == "message":
+                    if message and message.get("type") == "subscribe":
+                        self._subscribed.set()
+                    elif message and message.get("type") == "message":
                         self._changes.touched(message["data"])
             except (redis.exceptions.RedisError, OSError, ValueError) as exc:
                 log.debug("turn-change subscriber: %s; resubscribing", exc)

@@ -389,6 +389,25 @@ def test_a_write_wakes_a_waiter_at_once_not_at_its_next_poll(state: CallState, l
             writer.close()
 
 
+def test_the_first_wait_of_a_process_starts_after_redis_confirmed_its_subscription(redis_server: RedisServer) -> None:
+    """Else a change published in between reaches nobody and the first waiter sleeps out a whole poll."""
+    with RedisCallState(redis_server.url) as admin:
+        admin._r.flushall()
+    state, writer = open_state(redis_server.url), open_state(redis_server.url)
+    try:
+        state.put_turn(SID, 1, new_turn(), 60)
+        assert not state._subscribed.is_set()
+        state._listen()
+        assert state._subscribed.is_set()  # _listen returned only once the server had confirmed it
+        writer.update_turn(SID, 1, lambda r: {**r, "status": "done"}, 60)  # another connection's write
+        started = time.monotonic()
+        record = state.wait_turn(SID, 1, lambda r: r["status"] == "done", timeout_s=10, poll_s=5.0)
+        assert record["status"] == "done" and time.monotonic() - started < 2.5
+    finally:
+        state.close()
+        writer.close()
+
+
 # --- fencing ---------------------------------------------------------------------------------
 
 
