@@ -93,8 +93,7 @@ class SentenceCutter:
         self.raw = ""
         self._emitted = 0
         self._early = early_clause
-        self._lead: str | None = None  # the first sentence's opening, handed out before it ended
-        self._lead_open = False  # the rest of that sentence is still to be handed out
+        self._lead: str | None = None  # the first sentence's opening, handed out before the sentence ended
 
     def feed(self, delta: str) -> list[str]:
         self.raw += delta
@@ -109,7 +108,7 @@ class SentenceCutter:
         if self._early and self._lead is None and self._emitted == 0 and pieces:
             lead = early_clause(pieces[0])
             if lead is not None:
-                self._lead, self._lead_open = lead, True
+                self._lead = lead
                 out.append(lead)
         return out
 
@@ -122,11 +121,12 @@ class SentenceCutter:
         return self._after_lead(rest)
 
     def _after_lead(self, sentences: list[str]) -> list[str]:
-        """``sentences`` with the opening already handed out taken off the first sentence."""
-        if not (self._lead_open and sentences):
+        """``sentences`` with the opening already handed out taken off the first sentence (once: a
+        sentence handed out makes ``_emitted`` positive, so no opening is handed out again)."""
+        if self._lead is None or not sentences:
             return list(sentences)
-        self._lead_open = False
-        first, lead = sentences[0], self._lead or ""
+        first, lead = sentences[0], self._lead
+        self._lead = None
         if first.startswith(lead):
             rest = first[len(lead):].strip()
         else:  # cleaning changed the opening's text (markdown closed later): drop as many words
@@ -259,7 +259,7 @@ class SafeStream:
             self.failed = str(exc)
             if self._on_error is not None:
                 self._on_error(exc)
-            if self._out and ends_sentence(self._out[-1]):
+            if self._said_a_sentence():
                 return self._end(Reply(" ".join(self._out), "continue"))
             # Nothing said yet, or only a long first sentence's opening (it stops at a comma): the apology
             # follows, so the caller is not left with half a sentence.
@@ -267,7 +267,7 @@ class SafeStream:
             # the rest of this stream is the apology; it says why (reports count a responder failure)
             self._inner = one_shot(Reply(apology, "continue", failure=f"{type(exc).__name__}: {exc}"))
             return next(self)
-        if self._chars + 1 + len(sentence) > self._max_chars and self._out and ends_sentence(self._out[-1]):
+        if self._chars + 1 + len(sentence) > self._max_chars and self._said_a_sentence():
             self.close()  # past the limit: what was said is the reply
             return self._end(Reply(" ".join(self._out), self._inner.reply.action if self._inner.reply else "continue"))
         if self._chars + 1 + len(sentence) > self._max_chars:  # the first sentence (or the rest of it) is too long
@@ -275,6 +275,10 @@ class SafeStream:
         self._chars += 1 + len(sentence)
         self._out.append(sentence)
         return sentence
+
+    def _said_a_sentence(self) -> bool:
+        """What was yielded so far ends a sentence (not nothing, not only a long first sentence's opening)."""
+        return bool(self._out) and ends_sentence(self._out[-1])
 
     def _end(self, reply: Reply | None) -> str:
         if reply is None or not self._out:
