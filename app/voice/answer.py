@@ -37,6 +37,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from app import metrics
 from app.errors import InvalidText, WarmlineError
 from app.speech.fallback import chain_for
 from app.speech.pieces import sentence_runs, split_pieces
@@ -291,7 +292,7 @@ class TurnSink:
         if not self._first.is_set() and written.ready_prefix():
             self._first.set()
             if self.on_first_piece is not None:
-                self.on_first_piece(time.time() - self.origin)
+                self.on_first_piece(self.clock() - self.origin)
 
 
 def make_clip(rt: Any, business: Any, text: str, *, deadline: float | None = None,
@@ -319,8 +320,6 @@ def make_clip(rt: Any, business: Any, text: str, *, deadline: float | None = Non
             return {"text": text, "failed": f"InvalidText: {exc}", "skip": True}
         except WarmlineError as exc:
             log.warning("synthesis failed, piece will be <Say>'d: %s: %s", type(exc).__name__, exc)
-            from app import metrics
-
             metrics.record_synthesis_error(business.voice.provider, exc)
             return {"text": text, "failed": f"{type(exc).__name__}: {exc}"}
     piece = {
@@ -331,8 +330,6 @@ def make_clip(rt: Any, business: Any, text: str, *, deadline: float | None = Non
         piece["voice"] = clip.voice  # spoken by a fallback voice
         piece["own_error"] = clip.own_error or None  # why the own voice could not (reports, metrics)
         if clip.own_error:
-            from app import metrics
-
             metrics.record_synthesis_error(business.voice.provider, clip.own_error)
     if clip.spooled:
         piece["spooled"] = True  # served from this host's edge until the store takes it

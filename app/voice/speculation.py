@@ -33,7 +33,6 @@ Thread-safe; one :class:`Speculator` per process.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import heapq
 import logging
 import threading
@@ -417,7 +416,7 @@ def start_on_pool(pool: Any, fn: Callable[..., Any], *args: Any) -> bool:
     return True
 
 
-def answer_job(rt: Any, make_clip: Callable[..., Piece]) -> Callable[..., bool]:
+def answer_job(rt: Any) -> Callable[..., bool]:
     """The body of an answer job for ``rt``: stream the reply, cut pieces, make clips in parallel, feed the sink."""
     from app.responders.openai import safe_stream
     from app.voice.answer import produce, sentence_assembler, synthesis_pool
@@ -429,7 +428,7 @@ def answer_job(rt: Any, make_clip: Callable[..., Piece]) -> Callable[..., bool]:
         stream = safe_stream(rt.responder, business, history, text)
         return produce(stream, splice=business.splice, sink=sink, synth=synthesis_pool(settings.synth_per_process),
                        per_turn=settings.clips_per_turn, apology=business.prompt("apology"),
-                       make_clip=lambda t: make_clip(business, t, deadline=deadline),
+                       make_clip=lambda t: make_clip(rt, business, t, deadline=deadline),
                        assemble=sentence_assembler(rt.synthesizer, business, deadline))
 
     return job
@@ -442,7 +441,7 @@ def speculator(rt: Any) -> Speculator:
         found = rt.__dict__["speculator"] = Speculator(
             state=rt.state, ttl_s=rt.settings.call_ttl_s, quiet_s=rt.settings.speculate_quiet_s,
             start_job=lambda fn, *args: start_on_pool(rt.pool, fn, *args),
-            produce_job=answer_job(rt, functools.partial(make_clip, rt)))
+            produce_job=answer_job(rt))
     return found
 
 

@@ -46,6 +46,7 @@ from app.responders.base import Reply
 from app.speech.pieces import split_pieces
 from app.state import pid_alive
 from app.voice import turn as T
+from app.voice.answer import make_clip
 from app.voice.arms import arm_for
 from app.voice.turn import Turn
 
@@ -522,8 +523,6 @@ class TurnEngine:
     def make_clip(self, business: Business, text: str, *, deadline: float | None = None,
                   lookup_only: bool = False) -> dict[str, Any] | None:
         """A piece's clip as a state entry (:func:`app.voice.answer.make_clip` with this engine's runtime)."""
-        from app.voice.answer import make_clip
-
         return make_clip(self.rt, business, text, deadline=deadline, lookup_only=lookup_only)
 
 
