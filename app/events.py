@@ -311,3 +311,12 @@ def spoken_of(sentence: dict[str, Any]) -> str:
     if sentence.get("voice"):
         return "fallback_voice"
     return "cache" if sentence["hit"] is True else "live"
+
+
+def answer_wait_s(event: Mapping[str, Any]) -> float | None:
+    """Seconds a turn's answer waited from being playable (``first_playable_ms``) to its hand-over to
+    Twilio (``time_to_answer_ms``): a filler or bridge ending, the next hop. None when either is missing."""
+    playable, answered = event.get("first_playable_ms"), event.get("time_to_answer_ms")
+    if not (isinstance(playable, (int, float)) and isinstance(answered, (int, float)) and answered > 0):
+        return None
+    return max(0.0, answered - playable) / 1000

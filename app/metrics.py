@@ -55,7 +55,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from app.events import SAY_OUTCOMES, SPOKEN, spoken_of
+from app.events import SAY_OUTCOMES, SPOKEN, answer_wait_s, spoken_of
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0)
 turn_logger = logging.getLogger("warmline.turns")
@@ -140,9 +140,9 @@ def record_turn(event: dict[str, Any]) -> None:
         m.ttfa.labels(business, arm).observe(event["time_to_first_audio_ms"] / 1000)
     if isinstance(event.get("time_to_answer_ms"), (int, float)):
         m.tta.labels(business, arm).observe(event["time_to_answer_ms"] / 1000)
-    playable, answered = event.get("first_playable_ms"), event.get("time_to_answer_ms")
-    if isinstance(playable, (int, float)) and isinstance(answered, (int, float)) and answered > 0:
-        m.answer_wait.labels(business).observe(max(0.0, answered - playable) / 1000)
+    waited = answer_wait_s(event)
+    if waited is not None:
+        m.answer_wait.labels(business).observe(waited)
     if isinstance(event.get("ai_ms"), (int, float)):
         m.ai.observe(event["ai_ms"] / 1000)
     if isinstance(event.get("tts_ms"), (int, float)) and (event.get("chars_live") or 0) > 0:

@@ -65,6 +65,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from app.events import answer_wait_s
 from precompute.corpus import BadDialogue, Dialogue, parse_dialogue
 from simulator.support import work_dir
 
@@ -490,8 +491,7 @@ def summarize(run: ArmRun, business: Any, events: Sequence[dict[str, Any]] | Non
     turns = len(first)
     answered = sum(1 for a in answer if a is not None)
     # what a playable answer waited for Twilio's schedule (a phrase to end, the next hop), on the server's clock
-    waited = [max(0.0, (e["time_to_answer_ms"] - e["first_playable_ms"]) / 1000) for e in events
-              if e.get("first_playable_ms") is not None and e.get("time_to_answer_ms")]
+    waited = [w for w in map(answer_wait_s, events) if w is not None]
     fates = Counter(e.get("speculation") for e in events if e.get("speculation") in ("adopted", "discarded"))
     settled = fates["adopted"] + fates["discarded"]
     last_user = [next((m["content"] for m in reversed(r["messages"]) if m["role"] == "user"), "")
