@@ -532,12 +532,12 @@ def _turn_fields(record: dict[str, Any], outcome: str, said_from: int | None = N
         "time_to_first_audio_ms": record.get("first_audio_ms") or record.get("answer_ms") or 0.0,
         "time_to_answer_ms": record.get("answer_ms") or 0.0,
         "time_to_filler_ms": record.get("filler_ms"),
-        "extra": _speculation_fields(record),
+        "extra": _extra_fields(record),
     }
 
 
-def _speculation_fields(record: dict[str, Any]) -> dict[str, Any]:
-    """What speculation did for the turn (the turn log's ``speculation``, ``speculative_calls``, head start)
+def _extra_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The turn event's extra fields: what speculation did (``speculation``, ``speculative_calls``, head start)
     and when its answer could first be played (``first_playable_ms``, from the turn's start)."""
     extra = record.get("extra") or {}
     playable = {"first_playable_ms": extra["first_playable_ms"]} if "first_playable_ms" in extra else {}
