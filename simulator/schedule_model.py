@@ -2,6 +2,7 @@
 
     python -m simulator.schedule_model                 # the benchmark's latency model, 20,000 turns
     python -m simulator.schedule_model --cached 0.2 --window-ms 434
+    python -m simulator.schedule_model --filler-ms 1200 --apply-ms 300 --margin-ms 500
 
 No servers: the benchmark's latency model (``simulator.bench.BenchConfig`` defaults) applied to the
 held-out corpus replies, and three ways of serving each turn's answer, side by side on the same draws:
@@ -12,6 +13,11 @@ held-out corpus replies, and three ways of serving each turn's answer, side by s
   hears a filler of ``--filler-ms``, and each hop waits the silence budget (``--window-ms``) and
   bridges with the same phrase -- :func:`app.voice.fillers.answer_start_s`, the schedule the filler
   choice plans with; an answer ready while a phrase plays waits for its end;
+- **interrupt**: Warmline's schedule, but an answer that becomes ready while a phrase still has more
+  than ``--margin-ms`` to play cuts it: Twilio's REST "update a call in progress" (``Url`` = the next
+  hop) takes ``--apply-ms`` to stop the phrase (the REST round trip and Twilio's own delay, which
+  Twilio does not publish), then the hop runs as usual (:func:`interrupted_start_s`). Not built in
+  the product: this arm says what it would buy;
 - **oracle**: the answer plays the instant its first piece is ready (what interrupting the filler at
   no cost would give).
 
@@ -55,6 +61,8 @@ class Model:
     window_s: float = 0.434  # the hop's wait in silence (the silence budget as the benchmark sees it)
     cached: float = 0.2
     early_clause: bool = True
+    apply_s: float = 0.3  # a REST call update's round trip plus Twilio's delay in cutting the <Play> (unpublished)
+    margin_s: float = 0.5  # interrupt only a phrase with more than this left to play (else its own redirect is sooner)
 
 
 def first_unit(reply: str, early_clause: bool) -> tuple[str, float]:
@@ -69,6 +77,24 @@ def first_unit(reply: str, early_clause: bool) -> tuple[str, float]:
     return (rest[0] if rest else reply), 1.0
 
 
+def interrupted_start_s(ready_s: float, elapsed_s: float, first_s: float, bridge_s: float, window_s: float,
+                        overhead_s: float, apply_s: float, margin_s: float) -> float:
+    """:func:`~app.voice.fillers.answer_start_s` with the phrase cut by a REST call update once the answer is
+    ready: a phrase with more than ``margin_s`` left stops ``apply_s`` after the answer is ready, and
+    Twilio's request for the next hop reaches the server ``overhead_s`` after that."""
+    start, length = elapsed_s, first_s
+    while True:
+        end = start + length
+        hop = end + overhead_s
+        if ready_s <= hop:
+            if start <= ready_s and end - ready_s > margin_s:
+                return min(hop, ready_s + apply_s + overhead_s)
+            return hop
+        if ready_s <= hop + window_s:
+            return ready_s
+        start, length = hop + window_s, bridge_s
+
+
 def simulate(answers: Sequence[str], model: Model, *, n: int, seed: int) -> dict[str, list[float]]:
     """Seconds from the end of the caller's speech to the answer's first audio, per arm, for ``n`` draws.
 
@@ -78,7 +104,7 @@ def simulate(answers: Sequence[str], model: Model, *, n: int, seed: int) -> dict
     """
     rng = random.Random(seed)
     half = model.rtt_s / 2
-    out: dict[str, list[float]] = {"control": [], "schedule": [], "oracle": []}
+    out: dict[str, list[float]] = {"control": [], "schedule": [], "interrupt": [], "oracle": []}
     for _ in range(n):
         reply = rng.choice(answers)
         ai = rng.uniform(model.ai_min_s, model.ai_max_s)
@@ -92,6 +118,8 @@ def simulate(answers: Sequence[str], model: Model, *, n: int, seed: int) -> dict
         # the filler plays from process_s; each hop reaches the server half a round trip after a phrase ends
         out["schedule"].append(answer_start_s(ready, model.process_s, model.filler_s, model.filler_s,
                                               model.window_s, half) + heard)
+        out["interrupt"].append(interrupted_start_s(ready, model.process_s, model.filler_s, model.filler_s,
+                                                    model.window_s, half, model.apply_s, model.margin_s) + heard)
         out["oracle"].append(max(ready, half) + heard)
     return out
 
@@ -114,12 +142,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cached", type=float, default=Model.cached, help="share of first pieces already a clip")
     p.add_argument("--window-ms", type=float, default=Model.window_s * 1000)
     p.add_argument("--filler-ms", type=float, default=Model.filler_s * 1000)
+    p.add_argument("--apply-ms", type=float, default=Model.apply_s * 1000,
+                   help="interrupt arm: REST round trip plus Twilio's delay in cutting the phrase")
+    p.add_argument("--margin-ms", type=float, default=Model.margin_s * 1000,
+                   help="interrupt arm: cut only a phrase with more than this left")
     p.add_argument("--no-early-clause", action="store_true")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     a = p.parse_args(argv)
     model = Model(cached=a.cached, window_s=a.window_ms / 1000, filler_s=a.filler_ms / 1000,
-                  early_clause=not a.no_early_clause)
+                  early_clause=not a.no_early_clause, apply_s=a.apply_ms / 1000, margin_s=a.margin_ms / 1000)
     _, test = split_corpus(CORPUS, 0.7)
     answers = [r for d in test for r in (replies(d) or []) if r.strip()]
     result = summary(simulate(answers, model, n=a.turns, seed=a.seed))
