@@ -182,3 +182,22 @@ def test_clauses_lose_no_character(text: str, min_chars: int) -> None:
 def test_any_unicode_text_loses_no_character(text: str) -> None:
     assert " ".join(split_sentences(text)) == " ".join(text.split())
     assert " ".join(split_clauses(text)) == " ".join(text.split())
+
+
+@pytest.mark.parametrize(("text", "whole"), [
+    ("We open at nine.", True),
+    ("Is that right?", True),
+    ("Great!", True),
+    ('She said "see you then."', True),
+    ("(See you then.)", True),
+    ("Well\u2026", True),
+    ("We open at nine.  ", True),
+    ("We open at", False),
+    ("We open at nine,", False),
+    ("Call 555-0100 ext", False),
+    ("", False),
+])
+def test_ends_with_terminal_is_the_one_reading_of_a_finished_last_sentence(text: str, whole: bool) -> None:
+    from app.speech.segment import ends_with_terminal
+
+    assert ends_with_terminal(text) is whole

@@ -33,7 +33,7 @@ from app.errors import ResponderError
 from app.responders.base import MAX_REPLY_CHARS, Reply, Responder, prior_history, trim_reply
 from app.responders.stream import ReplyStream, SafeStream, one_shot
 from app.speech.canon import is_speakable
-from app.speech.segment import split_sentences
+from app.speech.segment import ends_with_terminal, split_sentences
 
 log = logging.getLogger("warmline.responders")
 
@@ -44,7 +44,6 @@ HISTORY_ITEMS = 20
 
 _MARKER_RE = re.compile(r"\[\s*(END|TRANSFER)\s*\]", re.IGNORECASE)
 _MARKDOWN_RE = re.compile(r"(\*\*|__|`+|^\s*#+\s*|^\s*[-*\u2022]\s+)", re.MULTILINE)
-_TERMINAL = (".", "!", "?", '."', '!"', '?"')
 
 
 def system_prompt(business: Business) -> str:
@@ -109,7 +108,7 @@ def parse_content(content: str, business: Business, *, truncated: bool = False) 
         action = "end"
     else:
         action = "continue"
-    if truncated and not text.endswith(_TERMINAL):
+    if truncated and not ends_with_terminal(text):
         sentences = split_sentences(text)
         if len(sentences) > 1:
             text = " ".join(sentences[:-1])

@@ -42,7 +42,7 @@ from app.errors import ResponderError
 from app.responders.base import Reply, trim_reply
 from app.speech.canon import is_speakable
 from app.speech.pieces import ends_sentence
-from app.speech.segment import split_clauses, split_sentences
+from app.speech.segment import ends_with_terminal, split_clauses, split_sentences
 
 if TYPE_CHECKING:
     from app.business import Business
@@ -115,7 +115,7 @@ class SentenceCutter:
     def finish(self, *, truncated: bool = False) -> list[str]:
         pieces = [p for p in split_sentences(clean_text(self.raw)) if is_speakable(p)]
         rest = pieces[self._emitted :]
-        if truncated and rest and len(pieces) > 1 and not rest[-1].endswith((".", "!", "?", '."', '!"', '?"')):
+        if truncated and rest and len(pieces) > 1 and not ends_with_terminal(rest[-1]):
             rest = rest[:-1]
         self._emitted += len(rest)
         return self._after_lead(rest)

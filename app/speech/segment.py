@@ -78,6 +78,18 @@ def _core(token: str) -> str:
     return token.lstrip(_OPENERS).rstrip(_CLOSERS)
 
 
+def ends_with_terminal(text: str) -> bool:
+    """True when ``text`` ends with sentence-final punctuation (``.``, ``!``, ``?``, ``…``), closing
+    quotes or brackets allowed after it: the last sentence of a cut-off reply is whole.
+
+    The one reading of "this text's last sentence is finished" (a model's truncated reply, a stream
+    cut at its length limit); :func:`split_sentences` uses the same punctuation to split. Not the
+    same question as :func:`app.speech.pieces.ends_sentence`, which asks whether a *piece* of a
+    sentence plan is followed by a sentence pause.
+    """
+    return _core(text.rstrip()).endswith(_TERMINALS)
+
+
 def _next_starts_lower(token: str) -> bool:
     head = token.lstrip(_OPENERS)
     return bool(head) and head[0].islower()
