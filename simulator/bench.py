@@ -67,7 +67,7 @@ import numpy as np
 
 from app.events import answer_wait_s
 from precompute.corpus import BadDialogue, Dialogue, parse_dialogue
-from simulator.support import work_dir
+from simulator.support import host_cpu_shares, host_cpu_ticks, work_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "sgd-dev.jsonl"
@@ -367,6 +367,11 @@ def vm_hwm_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def _host_cpu_note(host: dict[str, float] | None) -> str:
+    """", host CPUs 61 % busy, 12 % stolen" for the report line ('' without a reading)."""
+    return f", host CPUs {host['busy']:.0%} busy, {host['steal']:.0%} stolen" if host else ""
 
 
 def machine() -> dict[str, Any]:
@@ -689,6 +694,7 @@ def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
     work, tmp = work_dir(config.work_dir, "warmline-bench-")
     started = time.monotonic()
     info = machine()
+    host_before = host_cpu_ticks()
     emulators: list[Any] = []
     servers: list[Any] = []
     try:
@@ -841,6 +847,7 @@ def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
             by_delay[_endpoint_label(ms)] = {"endpoint_ms": ms, "dialogues": [d.id for d in dialogues],
                                              "arms": result_arms, "goals": goals(result_arms, ms)}
         info["loadavg_end"] = list(os.getloadavg())
+        info["host_cpu"] = host_cpu_shares(host_before, host_cpu_ticks())  # busy / idle / steal over the run
         first = by_delay[_endpoint_label(delays[0])]
         summary = {
             "config": config.to_dict(),
@@ -944,7 +951,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_table(summary))
     print(f"\n{summary['wall_s']:.0f} s; machine: {summary['machine']['nproc']} x {summary['machine']['cpu_model']}, "
-          f"load average {summary['machine']['loadavg_start'][0]:.1f} -> {summary['machine']['loadavg_end'][0]:.1f}")
+          f"load average {summary['machine']['loadavg_start'][0]:.1f} -> {summary['machine']['loadavg_end'][0]:.1f}"
+          + _host_cpu_note(summary['machine'].get('host_cpu')))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")

@@ -129,6 +129,7 @@ def curve_row(n: int, s: dict[str, Any]) -> dict[str, Any]:
         "tracebacks": s.get("server_log_errors"),
         "wall_s": s["wall_s"],
         "loadavg_end": s["machine"]["loadavg_end"],
+        "host_cpu": s["machine"].get("host_cpu_steady"),
     }
     row["meets_goals"] = meets_goals(row)
     return row
@@ -331,15 +332,18 @@ def format_row(r: dict[str, Any]) -> str:
         return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
 
     rss = "/".join(f"{mb:.0f}" for mb in r["rss_mb_per_worker"])
+    host = r.get("host_cpu")
+    host_cpu = f"{host['busy']:.0%} / {host['steal']:.0%}" if host else "-"
     return (f"| {r['calls']} | {r['caller_turns']} | {f(r['answer_p50_s'])} / {f(r['answer_p95_s'])} | "
             f"{f(r['silence_p50_s'])} / {f(r['silence_p95_s'])} / {f(r['silence_max_s'])} | "
             f"{r['say']} / {r['apology']} / {r['other_voice']} / {r['unanswered']} | {r['errors']} | "
-            f"{f(r['cpu_s'])} ({f(r['cpu_cores'])}) | {rss} | {'yes' if r['meets_goals'] else 'no'} |")
+            f"{f(r['cpu_s'])} ({f(r['cpu_cores'])}) | {host_cpu} | {rss} | {'yes' if r['meets_goals'] else 'no'} |")
 
 
 TABLE_HEADER = ("| calls | caller turns | answer p50 / p95 (s) | longest silence p50 / p95 / max (s) | "
                 "<Say> / apology / other voice / unanswered | transport failures | server CPU s (cores) | "
-                "peak RSS per worker (MB) | meets goals |\n|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
+                "host CPUs busy / stolen | peak RSS per worker (MB) | meets goals |\n"
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
 
 
 def format_report(result: dict[str, Any]) -> str:

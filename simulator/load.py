@@ -58,7 +58,7 @@ import httpx
 import numpy as np
 
 from simulator.history import RecordingResponses, history_problems, spoken
-from simulator.support import work_dir
+from simulator.support import host_cpu_shares, host_cpu_ticks, work_dir
 
 NAMES = ("Sam Jones", "Priya Patel", "Liam O'Brien", "Mei Chen", "Ava Smith", "Noah Brown", "Zara Ali",
          "Tom Walker", "Ruby Green", "Jack Wilson", "Isla Moore", "Leo Martin")
@@ -317,13 +317,15 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
         for t in threads:
             t.start()
         steady_cpu = None  # CPU cores the server used while all callers were active (after the ramp)
+        host_cpu = None  # what the host's CPUs did meanwhile (busy / idle / steal shares)
         if cpu_pids and deadline - started > config.ramp_s:
             time.sleep(max(0.0, started + config.ramp_s - time.monotonic()))
             tree = set(process_tree(server.proc.pid))
-            cpu_a, t_a = sum(proc_cpu_s(p) for p in tree), time.monotonic()
+            cpu_a, t_a, host_a = sum(proc_cpu_s(p) for p in tree), time.monotonic(), host_cpu_ticks()
             time.sleep(max(0.0, deadline - time.monotonic()))
             tree |= set(process_tree(server.proc.pid))
             steady_cpu = (sum(proc_cpu_s(p) for p in tree) - cpu_a) / max(1e-9, time.monotonic() - t_a)
+            host_cpu = host_cpu_shares(host_a, host_cpu_ticks())
         hard_stop = deadline + 300
         for t in threads:
             t.join(max(0.0, hard_stop - time.monotonic()))
@@ -364,7 +366,7 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
         llm = emulators.llm
         summary: dict[str, Any] = {
             "config": config.to_dict(),
-            "machine": {"nproc": os.cpu_count(), "loadavg_end": list(os.getloadavg())},
+            "machine": {"nproc": os.cpu_count(), "loadavg_end": list(os.getloadavg()), "host_cpu_steady": host_cpu},
             "server": None if server is None else {"workers": server.workers, "threads": server.threads},
             "wall_s": round(wall, 1),
             "calls_completed": len(done),
@@ -448,6 +450,10 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"server CPU {s['server_cpu_s']} s ({s['server_cpu_share']:.0%} of one core over the run"
                      + ("" if steady is None else f", {steady:.0%} after the ramp") + "); "
                      f"peak RSS per worker {s['peak_rss_mb_per_worker']} MB")
+    host = s["machine"].get("host_cpu_steady")
+    if host:
+        lines.append(f"host CPUs after the ramp: {host['busy']:.0%} busy, {host['idle']:.0%} idle, "
+                     f"{host['steal']:.0%} stolen by the hypervisor ({s['machine']['nproc']} cores)")
     lines.append("verdict: PASS" if s["ok"] else f"verdict: FAIL -- {'; '.join(s['verdict'])}")
     return "\n".join(lines)
 

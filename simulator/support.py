@@ -46,3 +46,40 @@ def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout_s)
+
+
+def host_cpu_ticks(stat: str | None = None) -> dict[str, int]:
+    """The host's aggregate CPU time from ``/proc/stat`` (clock ticks since boot, all cores), by kind:
+    ``user nice system idle iowait irq softirq steal`` (guest time is already inside user/nice).
+
+    ``stat``: the file's text (tests pass their own); {} where there is no ``/proc/stat``.
+    """
+    if stat is None:
+        try:
+            stat = Path("/proc/stat").read_text()
+        except OSError:
+            return {}
+    for line in stat.splitlines():
+        if line.startswith("cpu "):
+            names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+            return dict(zip(names, (int(v) for v in line.split()[1:9])))
+    return {}
+
+
+def host_cpu_shares(before: dict[str, int], after: dict[str, int]) -> dict[str, float] | None:
+    """What the host's CPUs did between two :func:`host_cpu_ticks` readings, as shares of all their time:
+    ``busy`` (user, nice, system, irq, softirq), ``idle`` (idle, iowait) and ``steal`` (time the
+    hypervisor gave another guest while this one wanted to run). None without two readings.
+
+    On a shared VM a high ``steal`` means the run had fewer cores than ``nproc`` says: a slow run
+    with steal is the machine, not the code.
+    """
+    if not before or not after:
+        return None
+    delta = {k: after[k] - before.get(k, 0) for k in after}
+    total = sum(delta.values())
+    if total <= 0:
+        return None
+    busy = sum(delta[k] for k in ("user", "nice", "system", "irq", "softirq"))
+    idle = delta["idle"] + delta["iowait"]
+    return {"busy": round(busy / total, 3), "idle": round(idle / total, 3), "steal": round(delta["steal"] / total, 3)}

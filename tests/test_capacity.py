@@ -39,6 +39,8 @@ def test_a_tiny_capacity_run_measures_both_parts(tmp_path: Path) -> None:
         assert (row["say"], row["apology"], row["unanswered"]) == (0, 0, 0)
         assert row["meets_goals"] == meets_goals(row) and len(row["rss_mb_per_worker"]) == 1
         assert row["cpu_s"] > 0
+        host = row["host_cpu"]  # the host's CPUs over the steady part: shares of all their time
+        assert set(host) == {"busy", "idle", "steal"} and abs(sum(host.values()) - 1) <= 0.003 and host["busy"] > 0
     passing = [r["calls"] for r in rows if r["meets_goals"]]
     assert result["sweep"]["largest_meeting_goals"] == max(passing, default=None)
     assert result["sweep"]["server"] == {"workers": 1, "threads": 8}
@@ -58,3 +60,32 @@ def test_a_tiny_capacity_run_measures_both_parts(tmp_path: Path) -> None:
     text = format_report(result)
     assert "largest N meeting" in text and f"ratio {cache['ratio']}x" in text
     json.loads(json.dumps(result, allow_nan=False))
+
+
+STAT_A = "cpu  100 5 50 800 10 1 4 30 0 0\ncpu0 50 2 25 400 5 0 2 15 0 0\nintr 1\n"
+STAT_B = "cpu  160 5 70 860 10 2 5 90 7 0\ncpu0 80 2 35 430 5 1 2 45 3 0\nintr 2\n"
+
+
+def test_host_cpu_shares_count_busy_idle_and_stolen_time_of_all_cores() -> None:
+    from simulator.support import host_cpu_shares, host_cpu_ticks
+
+    a, b = host_cpu_ticks(STAT_A), host_cpu_ticks(STAT_B)
+    assert a == {"user": 100, "nice": 5, "system": 50, "idle": 800, "iowait": 10, "irq": 1, "softirq": 4, "steal": 30}
+    # deltas: user 60, system 20, idle 60, irq 1, softirq 1, steal 60 (guest time, already in user, is not read)
+    assert host_cpu_shares(a, b) == {"busy": round(82 / 202, 3), "idle": round(60 / 202, 3), "steal": round(60 / 202, 3)}
+    assert host_cpu_shares({}, b) is None and host_cpu_shares(a, a) is None
+    assert host_cpu_ticks("intr 1\n") == {}
+
+
+def test_the_curve_row_says_how_much_of_the_host_was_busy_and_stolen() -> None:
+    from simulator.capacity import TABLE_HEADER, format_row
+
+    row = {"calls": 200, "caller_turns": 700, "answer_p50_s": 1.5, "answer_p95_s": 2.4, "silence_p50_s": 0.4,
+           "silence_p95_s": 0.6, "silence_max_s": 1.0, "say": 0, "apology": 0, "other_voice": 0, "unanswered": 0,
+           "errors": 0, "cpu_s": 60.0, "cpu_cores": 1.0, "rss_mb_per_worker": [330.0], "meets_goals": True,
+           "host_cpu": {"busy": 0.61, "idle": 0.12, "steal": 0.27}}
+    cells = [c.strip() for c in format_row(row).strip("|").split("|")]
+    header = [c.strip() for c in TABLE_HEADER.splitlines()[0].strip("|").split("|")]
+    assert len(cells) == len(header) == len(TABLE_HEADER.splitlines()[1].strip("|").split("|"))
+    assert cells[header.index("host CPUs busy / stolen")] == "61% / 27%"
+    assert format_row({**row, "host_cpu": None}).count("| - |") == 1
