@@ -67,7 +67,7 @@ import numpy as np
 
 from app.events import answer_wait_s
 from precompute.corpus import BadDialogue, Dialogue, parse_dialogue
-from simulator.support import host_cpu_shares, host_cpu_ticks, work_dir
+from simulator.support import host_cpu_shares, host_cpu_ticks, http_client, work_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "sgd-dev.jsonl"
@@ -809,8 +809,7 @@ def run_bench(config: BenchConfig, out: Any = None) -> dict[str, Any]:
                     call = CallConfig(base_url=server.base_url, business_id=arm.id, auth_token=TOKEN,
                                       script=dialogue.utterances(), knobs=knobs, speed=config.speed,
                                       media_cache=cache)
-                    with httpx.Client(trust_env=False,
-                                      limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE_S)) as client:
+                    with http_client(limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE_S)) as client:
                         return run_call(call, client=client)
 
                 with ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix=f"call-{arm.id}") as pool:

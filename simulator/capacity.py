@@ -52,7 +52,7 @@ import httpx
 import numpy as np
 
 from simulator.load import Emulators, LoadConfig, add_server_arguments, prepare_server, run_load
-from simulator.support import work_dir
+from simulator.support import http_client, work_dir
 
 ANSWER_P95_GOAL_S = 2.5
 SILENCE_P95_GOAL_S = 0.7
@@ -228,7 +228,7 @@ def run_cache_hit(config: CapacityConfig, out: Any = None) -> dict[str, Any]:
                 sids.append(sid)
             return sids
 
-        clients = [httpx.Client(trust_env=False, timeout=15.0) for _ in range(config.cache_threads)]
+        clients = [http_client(timeout=15.0) for _ in range(config.cache_threads)]
         calls: list[list[str]] = [[] for _ in clients]
         turns = [0] * len(clients)
 

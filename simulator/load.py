@@ -58,7 +58,7 @@ import httpx
 import numpy as np
 
 from simulator.history import RecordingResponses, history_problems, spoken
-from simulator.support import host_cpu_shares, host_cpu_ticks, work_dir
+from simulator.support import host_cpu_shares, host_cpu_ticks, http_client, work_dir
 
 NAMES = ("Sam Jones", "Priya Patel", "Liam O'Brien", "Mei Chen", "Ava Smith", "Noah Brown", "Zara Ali",
          "Tom Walker", "Ruby Green", "Jack Wilson", "Isla Moore", "Leo Martin")
@@ -298,7 +298,7 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
             time.sleep(i * config.ramp_s / max(1, config.calls))
             # Keep-alive shorter than gunicorn's 5 s, so a request never races the server closing an idle
             # connection (an artifact of reusing a client between a call's webhooks, not a server error).
-            with httpx.Client(trust_env=False, limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE_S)) as client:
+            with http_client(limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE_S)) as client:
                 while time.monotonic() < deadline:
                     call = CallConfig(base_url=base_url, business_id=config.business, auth_token=config.token,
                                       script=script_for(rng), knobs=knobs, speed=config.speed, media_cache=cache)

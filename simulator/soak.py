@@ -73,7 +73,7 @@ from typing import Any
 import httpx
 
 from simulator.load import RESPONDER_FAILED
-from simulator.support import work_dir
+from simulator.support import http_client, work_dir
 from simulator.timeline import HEARD_KINDS, HeardRule, heard_problems_line
 from simulator.twilio_client import FALLBACK_NOTE
 
@@ -388,7 +388,7 @@ def run_soak(config: SoakConfig, out: Any = None, *, command: str | None = None)
                 rng = random.Random(config.seed * 1_000_003 + n)
                 script = [*rng.sample(UTTERANCES, k=min(config.utterances, len(UTTERANCES))), GOODBYE]
                 transport = WatchedTransport()
-                with httpx.Client(transport=transport, trust_env=False) as client:
+                with http_client(transport=transport) as client:
                     result = run_call(CallConfig(base_url=server.base_url, business_id=BUSINESS_ID, auth_token=TOKEN,
                                                  script=script, knobs=knobs, speed=config.speed, media_cache=cache,
                                                  fallback_url=fallback),

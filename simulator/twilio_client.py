@@ -88,6 +88,7 @@ from app.errors import InvalidAudio
 from app.ids import new_call_sid
 from app.speech.wav import wav_duration_s
 from simulator.clock import Clock
+from simulator.support import http_client
 from simulator.timeline import (
     AudioSegment,
     CallResult,
@@ -352,7 +353,7 @@ class SimulatedCall:
         if owns_client:
             # Drop idle connections well before gunicorn's 5 s keep-alive closes them (a request
             # racing that close fails like Twilio's 11205, which Twilio itself would retry).
-            self._client = httpx.Client(trust_env=False, limits=httpx.Limits(keepalive_expiry=2.0))
+            self._client = http_client(limits=httpx.Limits(keepalive_expiry=2.0))
         try:
             return self._run()
         finally:
