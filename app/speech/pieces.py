@@ -159,7 +159,11 @@ def _pause_after(piece: str) -> int:
 
 
 def ends_sentence(piece: str) -> bool:
-    """True when ``piece`` ends a sentence: no join mark and no clause punctuation at its end."""
+    """True when ``piece`` ends a sentence: no join mark and no clause punctuation at its end.
+
+    A question about a piece of a sentence plan (is a sentence pause after it?); whether a reply's
+    text ends with a whole sentence is :func:`app.speech.segment.ends_with_terminal`.
+    """
     return _pause_after(piece) == SENTENCE_PAUSE_MS
 
 
