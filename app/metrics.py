@@ -25,6 +25,13 @@ Series (all seconds, all counters ``_total``):
     warmline_tts_seconds{provider}                          histogram, turns with live synthesis
     warmline_synthesis_errors_total{provider,error_class}   every voice that failed a clip (rescued or not)
     warmline_webhook_requests_total{endpoint,status}        every /voice/* response, 403s included
+    warmline_webhook_seconds{endpoint}                      histogram: the app's time on each /voice/*
+                                                            request (signature check to response);
+                                                            Twilio waits it out, the caller in silence
+    warmline_webhooks_in_flight                             gauge, summed over the live workers: /voice/*
+                                                            requests being handled now (each holds a
+                                                            gunicorn thread; hops and ``process`` wait
+                                                            in it) -- saturation before callers feel it
 
 :func:`init_app` creates the known label sets at zero (every business, kind, voice endpoint), so
 ``/metrics`` is never empty and an alert on a rate has a series from the first scrape.
@@ -38,18 +45,20 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import Counter as Tally
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -58,6 +67,8 @@ from prometheus_client import (
 from app.events import SAY_OUTCOMES, SPOKEN, answer_wait_s, spoken_of
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0)
+WEBHOOK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
+"""Seconds: a partial result takes milliseconds, a hop up to the silence budget, Twilio gives up at 15."""
 turn_logger = logging.getLogger("warmline.turns")
 
 _lock = threading.Lock()
@@ -106,6 +117,14 @@ def metrics() -> SimpleNamespace:
                     webhook_requests=Counter(
                         "warmline_webhook_requests", "Twilio webhook requests by endpoint and HTTP status.",
                         ["endpoint", "status"],
+                    ),
+                    webhook_seconds=Histogram(
+                        "warmline_webhook_seconds", "The app's time on a Twilio webhook request, by endpoint.",
+                        ["endpoint"], buckets=WEBHOOK_BUCKETS,
+                    ),
+                    webhooks_in_flight=Gauge(
+                        "warmline_webhooks_in_flight", "Twilio webhook requests being handled now (all live workers).",
+                        multiprocess_mode="livesum",
                     ),
                 )
     return _metrics
@@ -160,7 +179,8 @@ def record_webhook_request(endpoint: str, status: int) -> None:
     metrics().webhook_requests.labels(endpoint, str(status)).inc()
 
 
-VOICE_ENDPOINTS = ("voice.incoming", "voice.process", "voice.tts_ready", "voice.fallback", "voice.status")
+VOICE_ENDPOINTS = ("voice.incoming", "voice.process", "voice.tts_ready", "voice.partial", "voice.fallback",
+                   "voice.status")
 SYNTHESIS_ERRORS = ("SynthesisRetryable", "SynthesisRejected", "SynthesisFailed", "InvalidAudio", "StoreUnavailable")
 
 
@@ -170,6 +190,7 @@ def zero_series(business_ids: Iterable[str], providers: Iterable[str]) -> None:
     for endpoint in VOICE_ENDPOINTS:
         for status in ("200", "403"):
             m.webhook_requests.labels(endpoint, status)
+        m.webhook_seconds.labels(endpoint)
     for business in business_ids:
         for kind in ("say", "fallback_voice", "apology"):
             m.fallbacks.labels(business, kind)
@@ -209,22 +230,44 @@ def metrics_view() -> Response:
 
 
 def init_app(app) -> None:
-    """Register ``/metrics``, count every ``/voice/*`` response, create the zero series (idempotent)."""
+    """Register ``/metrics``, count and time every ``/voice/*`` request, create the zero series (idempotent)."""
     if metrics_bp.name in app.blueprints:
         return
     app.register_blueprint(metrics_bp)
+    app.before_request(_webhook_started)
     app.after_request(_count_webhook)
+    app.teardown_request(_webhook_done)
     runtime = app.extensions.get("warmline")
     businesses = list(getattr(runtime, "businesses", None) or ())
     zero_series([b.id for b in businesses], sorted({b.voice.provider for b in businesses}))
 
 
-def _count_webhook(response: Response) -> Response:
-    """after_request: count a ``/voice/*`` response by endpoint and status (403s of the signature check too)."""
+def _webhook_endpoint() -> str:
+    return request.endpoint if request.endpoint in VOICE_ENDPOINTS else "voice.unmatched"
+
+
+def _webhook_started() -> None:
+    """before_request: a ``/voice/*`` request is in flight from here (``g.webhook_started``: perf_counter s)."""
     if request.path.startswith("/voice/"):
-        endpoint = request.endpoint if request.endpoint in VOICE_ENDPOINTS else "voice.unmatched"
+        g.webhook_started = time.perf_counter()
+        metrics().webhooks_in_flight.inc()
+
+
+def _count_webhook(response: Response) -> Response:
+    """after_request: count a ``/voice/*`` response by endpoint and status (403s of the signature check too),
+    and time it."""
+    started = g.get("webhook_started")
+    if started is not None:
+        endpoint = _webhook_endpoint()
         record_webhook_request(endpoint, response.status_code)
+        metrics().webhook_seconds.labels(endpoint).observe(time.perf_counter() - started)
     return response
+
+
+def _webhook_done(_exc: BaseException | None) -> None:
+    """teardown_request (runs whatever happened): the request is no longer in flight."""
+    if g.pop("webhook_started", None) is not None:
+        metrics().webhooks_in_flight.dec()
 
 
 # ---- structured logs ---------------------------------------------------------------------------

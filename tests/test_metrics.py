@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.ids import new_call_sid
 from app.metrics import JsonFormatter, child_exit, log_turn
 from tests.report_support import make_app
 
@@ -162,7 +163,7 @@ def test_a_forged_signature_is_counted_and_metrics_are_never_empty(tmp_path):
     first call, and a forged X-Twilio-Signature shows up as a 403 on its endpoint."""
     import httpx
 
-    from tests.conftest import TWILIO_TOKEN, new_call_sid, twilio_form
+    from tests.conftest import TWILIO_TOKEN, twilio_form
     from tests.server_support import GunicornServer
 
     with GunicornServer(tmp_path / "var", env={"WARMLINE_TWILIO_AUTH_TOKEN": TWILIO_TOKEN}, workers=2, threads=4) as srv:
@@ -179,6 +180,10 @@ def test_a_forged_signature_is_counted_and_metrics_are_never_empty(tmp_path):
         after = samples(httpx.get(srv.base_url + "/metrics", timeout=10).text)
     assert after[key] == 1
     assert after[("warmline_webhook_requests_total", (("endpoint", "voice.process"), ("status", "200")))] == 0
+    # timed like any other, and no longer in flight in any worker
+    assert after[("warmline_webhook_seconds_count", (("endpoint", "voice.process"),))] == 1
+    assert after[("warmline_webhooks_in_flight", ())] == 0
+    assert got[("warmline_webhook_seconds_count", (("endpoint", "voice.partial"),))] == 0  # a series from the start
 
 
 def test_healthz_answers_json_503_when_the_gcs_store_is_unreachable(make_app, monkeypatch):
@@ -192,3 +197,61 @@ def test_healthz_answers_json_503_when_the_gcs_store_is_unreachable(make_app, mo
     body = resp.get_json()
     assert body["status"] == "degraded" and list(body["problems"]) == ["store"]
     assert body["problems"]["store"]  # says what failed: an error, or no answer within the probe's bound
+
+
+def _value(name: str, **labels: str) -> float:
+    """This process's value of a sample in the default registry (0.0 when it does not exist yet)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_every_webhook_is_timed_and_counted_under_its_own_endpoint_and_in_flight_while_it_runs(client, monkeypatch):
+    """In-process registry: a partial result counts as ``voice.partial`` (not "unmatched"), each request is
+    one observation of its endpoint's histogram, and the in-flight gauge is 1 inside the view, 0 after."""
+    from app.voice import flow as flow_module
+    from tests.conftest import signed_post, twilio_form
+
+    call_sid = new_call_sid()
+    before = {e: _value("warmline_webhook_seconds_count", endpoint=e) for e in ("voice.incoming", "voice.partial")}
+    partial_before = _value("warmline_webhook_requests_total", endpoint="voice.partial", status="200")
+    unmatched_before = _value("warmline_webhook_requests_total", endpoint="voice.unmatched", status="200")
+    assert signed_post(client, "/voice/incoming/demo", twilio_form(call_sid)).status_code == 200
+    resp = signed_post(client, f"/voice/partial/demo/{call_sid}?turn=1",
+                       twilio_form(call_sid, UnstableSpeechResult="what time", StableSpeechResult="", SequenceNumber="1"))
+    assert resp.status_code == 200
+    assert _value("warmline_webhook_seconds_count", endpoint="voice.incoming") == before["voice.incoming"] + 1
+    assert _value("warmline_webhook_seconds_count", endpoint="voice.partial") == before["voice.partial"] + 1
+    assert _value("warmline_webhook_requests_total", endpoint="voice.partial", status="200") == partial_before + 1
+    assert _value("warmline_webhook_requests_total", endpoint="voice.unmatched", status="200") == unmatched_before
+
+    seen: list[float] = []
+    real_process = flow_module.CallFlow.process
+
+    def process(self, *args, **kwargs):  # the view's work, observed from inside the request
+        seen.append(_value("warmline_webhooks_in_flight"))
+        return real_process(self, *args, **kwargs)
+
+    monkeypatch.setattr(flow_module.CallFlow, "process", process)
+    idle = _value("warmline_webhooks_in_flight")
+    resp = signed_post(client, f"/voice/process/demo/{call_sid}", twilio_form(call_sid, SpeechResult="What are your hours?"))
+    assert resp.status_code == 200
+    assert seen == [idle + 1]
+    assert _value("warmline_webhooks_in_flight") == idle
+
+
+def test_a_request_that_fails_behind_the_view_leaves_the_in_flight_gauge_where_it_was(client, monkeypatch):
+    from app.voice import flow as flow_module
+    from tests.conftest import signed_post, twilio_form
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(flow_module.CallFlow, "process", broken)
+    call_sid = new_call_sid()
+    idle = _value("warmline_webhooks_in_flight")
+    count = _value("warmline_webhook_seconds_count", endpoint="voice.process")
+    resp = signed_post(client, f"/voice/process/demo/{call_sid}", twilio_form(call_sid, SpeechResult="hello"))
+    assert resp.status_code == 200 and b"<Hangup" in resp.data  # the apology, as TwiML
+    assert _value("warmline_webhooks_in_flight") == idle
+    assert _value("warmline_webhook_seconds_count", endpoint="voice.process") == count + 1
