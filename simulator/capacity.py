@@ -51,7 +51,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from simulator.load import Emulators, LoadConfig, add_server_arguments, prepare_server, run_load
+from simulator.load import Emulators, LoadConfig, add_server_arguments, prepare_server, run_load, worst_window_line
 from simulator.support import http_client, work_dir
 
 ANSWER_P95_GOAL_S = 2.5
@@ -130,6 +130,8 @@ def curve_row(n: int, s: dict[str, Any]) -> dict[str, Any]:
         "wall_s": s["wall_s"],
         "loadavg_end": s["machine"]["loadavg_end"],
         "host_cpu": s["machine"].get("host_cpu_steady"),
+        "worst_window": s.get("worst_window"),
+        "windows": s.get("windows") or [],
     }
     row["meets_goals"] = meets_goals(row)
     return row
@@ -153,6 +155,8 @@ def run_sweep(config: CapacityConfig, out: Any = None) -> dict[str, Any]:
         row = curve_row(n, summary)
         rows.append(row)
         print(format_row(row), file=out, flush=True)
+        if row["worst_window"]:
+            print(worst_window_line(row["worst_window"]), file=out, flush=True)
     passing = [r["calls"] for r in rows if r["meets_goals"]]
     return {"rows": rows, "server": server, "largest_meeting_goals": max(passing, default=None),
             "goals": {"answer_p95_s": ANSWER_P95_GOAL_S, "silence_p95_s": SILENCE_P95_GOAL_S,

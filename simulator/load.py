@@ -59,6 +59,7 @@ import numpy as np
 
 from simulator.history import RecordingResponses, history_problems, spoken
 from simulator.support import host_cpu_shares, host_cpu_ticks, http_client, work_dir
+from simulator.watch import Watcher, worst
 
 NAMES = ("Sam Jones", "Priya Patel", "Liam O'Brien", "Mei Chen", "Ava Smith", "Noah Brown", "Zara Ali",
          "Tom Walker", "Ruby Green", "Jack Wilson", "Isla Moore", "Leo Martin")
@@ -69,6 +70,8 @@ QUESTIONS = ("Hi, what are your opening hours?", "Where are you located, and is 
 GOODBYE = "No, that's all. Thanks, bye!"
 CLIENT_KEEPALIVE_S = 2.0
 """Idle keep-alive connections are dropped after this (gunicorn closes them after 5 s)."""
+WATCH_S = 5.0
+"""Seconds per window of the run's /metrics and host-CPU watch (``simulator.watch``)."""
 LLM_KEY = "load-llm-key"
 DEEPGRAM_KEY = "load-deepgram-key"
 DEEPGRAM_MODEL = "aura-2-thalia-en"
@@ -314,6 +317,8 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
 
         threads = [threading.Thread(target=caller, args=(i,), name=f"caller-{i}", daemon=True)
                    for i in range(config.calls)]
+        # our own server: watch its /metrics and the host's CPU in windows, to see when a stall starts
+        watcher = Watcher(f"{base_url}/metrics", WATCH_S).start() if server is not None else None
         for t in threads:
             t.start()
         steady_cpu = None  # CPU cores the server used while all callers were active (after the ramp)
@@ -330,6 +335,7 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
         for t in threads:
             t.join(max(0.0, hard_stop - time.monotonic()))
         stuck = sum(1 for t in threads if t.is_alive())
+        windows = watcher.stop() if watcher is not None else []
         wall = time.monotonic() - started
         if server is not None:  # workers that replaced others during the run count too
             cpu_pids = sorted(set(cpu_pids) | set(process_tree(server.proc.pid)))
@@ -394,6 +400,8 @@ def run_load(config: LoadConfig, out: Any = None) -> dict[str, Any]:
             "server_cpu_share": None if cpu is None or not wall else round(cpu / wall, 3),
             "server_cpu_cores_steady": None if steady_cpu is None else round(steady_cpu, 3),
             "peak_rss_mb_per_worker": rss,
+            "windows": windows,
+            "worst_window": worst(windows),
         }
         if data_dir is not None:
             events = [e for e in read_events(data_dir) if e.get("turn") is not None]
@@ -450,12 +458,33 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"server CPU {s['server_cpu_s']} s ({s['server_cpu_share']:.0%} of one core over the run"
                      + ("" if steady is None else f", {steady:.0%} after the ramp") + "); "
                      f"peak RSS per worker {s['peak_rss_mb_per_worker']} MB")
+    if s.get("worst_window"):
+        lines.append(worst_window_line(s["worst_window"]))
     host = s["machine"].get("host_cpu_steady")
     if host:
         lines.append(f"host CPUs after the ramp: {host['busy']:.0%} busy, {host['idle']:.0%} idle, "
                      f"{host['steal']:.0%} stolen by the hypervisor ({s['machine']['nproc']} cores)")
     lines.append("verdict: PASS" if s["ok"] else f"verdict: FAIL -- {'; '.join(s['verdict'])}")
     return "\n".join(lines)
+
+
+def worst_window_line(bad: dict[str, Any]) -> str:
+    """The worst of a run's watch windows in one line (``simulator.watch.worst``)."""
+    return (f"worst {WATCH_S:g} s windows: process p95 {_s(bad['process_p95_s'])}, partial results p95 "
+            f"{_s(bad['partial_p95_s'])}, {_n(bad['in_flight'])} requests in flight, "
+            f"{_pct(bad['steal'])} of the host's CPU stolen (every window: --json)")
+
+
+def _s(x: float | None) -> str:
+    return "-" if x is None else "> 15 s" if x == float("inf") else f"<= {x:g} s"
+
+
+def _n(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0f}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
 
 
 def _env_pair(text: str) -> tuple[str, str]:

@@ -39,6 +39,11 @@ def test_a_tiny_capacity_run_measures_both_parts(tmp_path: Path) -> None:
         assert (row["say"], row["apology"], row["unanswered"]) == (0, 0, 0)
         assert row["meets_goals"] == meets_goals(row) and len(row["rss_mb_per_worker"]) == 1
         assert row["cpu_s"] > 0
+        # the run watched /metrics in windows: every turn's requests are in them, and none is in flight at the end
+        windows = row["windows"]
+        assert len(windows) >= 1 and windows[-1]["in_flight"] == 0
+        assert sum(w["endpoints"]["voice.process"]["n"] for w in windows) >= row["caller_turns"]
+        assert row["worst_window"]["process_p95_s"] is not None
         host = row["host_cpu"]  # the host's CPUs over the steady part: shares of all their time
         assert set(host) == {"busy", "idle", "steal"} and abs(sum(host.values()) - 1) <= 0.003 and host["busy"] > 0
     passing = [r["calls"] for r in rows if r["meets_goals"]]
@@ -72,7 +77,8 @@ def test_host_cpu_shares_count_busy_idle_and_stolen_time_of_all_cores() -> None:
     a, b = host_cpu_ticks(STAT_A), host_cpu_ticks(STAT_B)
     assert a == {"user": 100, "nice": 5, "system": 50, "idle": 800, "iowait": 10, "irq": 1, "softirq": 4, "steal": 30}
     # deltas: user 60, system 20, idle 60, irq 1, softirq 1, steal 60 (guest time, already in user, is not read)
-    assert host_cpu_shares(a, b) == {"busy": round(82 / 202, 3), "idle": round(60 / 202, 3), "steal": round(60 / 202, 3)}
+    assert host_cpu_shares(a, b) == {"busy": round(82 / 202, 3), "idle": round(60 / 202, 3),
+                                     "steal": round(60 / 202, 3)}
     assert host_cpu_shares({}, b) is None and host_cpu_shares(a, a) is None
     assert host_cpu_ticks("intr 1\n") == {}
 
@@ -96,5 +102,6 @@ def test_simulated_clients_share_one_tls_context() -> None:
     from simulator.support import http_client
 
     with http_client() as a, http_client(timeout=3.0) as b:
-        assert a._transport._pool._ssl_context is b._transport._pool._ssl_context  # noqa: SLF001 - the point of the helper
+        # the point of the helper, read where httpcore keeps it
+        assert a._transport._pool._ssl_context is b._transport._pool._ssl_context  # noqa: SLF001
         assert not a._trust_env and not b._trust_env  # noqa: SLF001

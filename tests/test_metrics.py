@@ -218,7 +218,8 @@ def test_every_webhook_is_timed_and_counted_under_its_own_endpoint_and_in_flight
     unmatched_before = _value("warmline_webhook_requests_total", endpoint="voice.unmatched", status="200")
     assert signed_post(client, "/voice/incoming/demo", twilio_form(call_sid)).status_code == 200
     resp = signed_post(client, f"/voice/partial/demo/{call_sid}?turn=1",
-                       twilio_form(call_sid, UnstableSpeechResult="what time", StableSpeechResult="", SequenceNumber="1"))
+                       twilio_form(call_sid, UnstableSpeechResult="what time", StableSpeechResult="",
+                                   SequenceNumber="1"))
     assert resp.status_code == 200
     assert _value("warmline_webhook_seconds_count", endpoint="voice.incoming") == before["voice.incoming"] + 1
     assert _value("warmline_webhook_seconds_count", endpoint="voice.partial") == before["voice.partial"] + 1
@@ -234,7 +235,8 @@ def test_every_webhook_is_timed_and_counted_under_its_own_endpoint_and_in_flight
 
     monkeypatch.setattr(flow_module.CallFlow, "process", process)
     idle = _value("warmline_webhooks_in_flight")
-    resp = signed_post(client, f"/voice/process/demo/{call_sid}", twilio_form(call_sid, SpeechResult="What are your hours?"))
+    resp = signed_post(client, f"/voice/process/demo/{call_sid}",
+                       twilio_form(call_sid, SpeechResult="What are your hours?"))
     assert resp.status_code == 200
     assert seen == [idle + 1]
     assert _value("warmline_webhooks_in_flight") == idle
