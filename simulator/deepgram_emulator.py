@@ -13,7 +13,9 @@ It follows the REST API the way Warmline and the official SDK use it:
     400  unknown model / parameter, bad encoding, container or sample rate, a body that is not
          exactly {"text": <non-empty string>}
     401  missing or wrong key          413  text over 2000 characters
-    429  more requests in flight than ``concurrency_limit``
+    429  more requests in flight than ``concurrency_limit`` (a request holds its slot until its
+         response is complete: a success frees it just before the last chunk is written, so a
+         client that waits for that chunk before sending its next request is never over the limit)
     Every error is JSON {"err_code", "err_msg", "request_id"} with a ``dg-error`` header.
 
 Latency: the first byte is sent ``ttfb_ms + per_char_ms * len(text)`` (+ uniform ``jitter_ms``)
@@ -46,7 +48,7 @@ import threading
 import time
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, urlsplit
@@ -492,14 +494,25 @@ class _Handler(BaseHTTPRequestHandler):
         if not emulator._admit():
             self._error(ApiError(429, "TOO_MANY_REQUESTS", "Too many requests. Please try again later."), request_id)
             return
+        released = False
+
+        def release() -> None:  # once per request: before the last chunk, or when the handler ends
+            nonlocal released
+            if not released:
+                released = True
+                emulator._release()
+
         try:
-            self._speak(emulator, url.query, body, request_id, arrived)
+            self._speak(emulator, url.query, body, request_id, arrived, release)
         except ApiError as exc:
             self._error(exc, request_id)
         finally:
-            emulator._release()
+            release()
 
-    def _speak(self, emulator: DeepgramEmulator, query: str, body: bytes, request_id: str, arrived: float) -> None:
+    def _speak(self, emulator: DeepgramEmulator, query: str, body: bytes, request_id: str, arrived: float,
+               release: Callable[[], None]) -> None:
+        """Answer one admitted request; ``release`` frees its concurrency slot (called just before the
+        final chunk: the client cannot send its next request until it has read it)."""
         options = parse_query(query)
         text = parse_body(body)
         mode, ttfb_s = emulator._draw(text)
@@ -544,6 +557,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 self.close_connection = True
                 return
+            release()
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except OSError as exc:  # the client went away (or stop() shut the socket) mid-body
