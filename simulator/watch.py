@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from simulator.support import host_cpu_shares, host_cpu_ticks
+from simulator.support import host_cpu_shares, host_cpu_ticks, http_client
 
 ENDPOINTS = ("voice.partial", "voice.process", "voice.tts_ready", "voice.incoming", "voice.status")
 
@@ -138,7 +138,8 @@ class Watcher:
 
 
 def _http_get(url: str) -> str:
-    response = httpx.get(url, timeout=10.0, trust_env=False)
+    with http_client(timeout=10.0) as client:  # the shared TLS context: no CA bundle loaded per scrape
+        response = client.get(url)
     response.raise_for_status()
     return response.text
 
