@@ -67,17 +67,16 @@ def quantile(before: Sequence[tuple[float, float]], after: Sequence[tuple[float,
     return math.inf
 
 
-def window(a: Reading, b: Reading, q: float = 0.95) -> dict[str, Any]:
+def window(a: Reading, b: Reading) -> dict[str, Any]:
     """One row from two consecutive readings: seconds, host CPU shares, requests in flight at ``b``,
-    and per endpoint the requests (``n``, and a second) and the ``q`` quantile of their time (None: none)."""
+    and per endpoint the requests (``n``, and a second) and the p95 of their time (None: none)."""
     span = max(1e-9, b.t_s - a.t_s)
     endpoints = {}
     for endpoint in ENDPOINTS:
         after = b.buckets.get(endpoint) or []
         before = a.buckets.get(endpoint) or []
         n = (after[-1][1] if after else 0.0) - (before[-1][1] if before else 0.0)
-        p = quantile(before, after, q)
-        endpoints[endpoint] = {"n": int(n), "per_s": round(n / span, 1), f"p{round(q * 100)}_s": p}
+        endpoints[endpoint] = {"n": int(n), "per_s": round(n / span, 1), "p95_s": quantile(before, after, 0.95)}
     return {"t_s": round(b.t_s, 1), "host_cpu": host_cpu_shares(dict(a.host), dict(b.host)),
             "in_flight": b.in_flight, "endpoints": endpoints}
 

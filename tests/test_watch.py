@@ -7,6 +7,7 @@ import math
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 
 from app.metrics import WEBHOOK_BUCKETS
+from simulator.support import host_cpu_ticks
 from simulator.watch import Reading, Watcher, parse, quantile, window, worst
 
 STAT = "cpu  {user} 0 {system} {idle} 0 0 0 {steal} 0 0\n"
@@ -45,8 +46,8 @@ def test_quantile_is_the_upper_bound_of_the_bucket_the_quantile_falls_in_between
 def test_a_window_has_rates_p95s_in_flight_and_the_hosts_cpu() -> None:
     a_text = exposition({"voice.partial": [0.004] * 10}, 3)
     b_text = exposition({"voice.partial": [0.004] * 10 + [0.004] * 45 + [0.3] * 5, "voice.process": [0.8] * 4}, 12)
-    a = Reading(10.0, _ticks(STAT.format(user=100, system=0, idle=100, steal=0)), *parse(a_text))
-    b = Reading(15.0, _ticks(STAT.format(user=160, system=20, idle=110, steal=10)), *parse(b_text))
+    a = Reading(10.0, host_cpu_ticks(STAT.format(user=100, system=0, idle=100, steal=0)), *parse(a_text))
+    b = Reading(15.0, host_cpu_ticks(STAT.format(user=160, system=20, idle=110, steal=10)), *parse(b_text))
     row = window(a, b)
     assert row["t_s"] == 15.0 and row["in_flight"] == 12
     assert row["host_cpu"] == {"busy": 0.8, "idle": 0.1, "steal": 0.1}
@@ -62,8 +63,8 @@ def test_the_watcher_turns_readings_into_windows_and_skips_a_failed_scrape() -> 
     stats = iter([STAT.format(user=0, system=0, idle=0, steal=0),  # the scrape that fails reads no ticks
                   STAT.format(user=50, system=0, idle=40, steal=10),
                   STAT.format(user=120, system=0, idle=50, steal=30)])
-    watcher = Watcher("http://unused/metrics", 5.0, fetch=lambda _url: next(texts), host=lambda: _ticks(next(stats)),
-                      clock=lambda: next(now))
+    watcher = Watcher("http://unused/metrics", 5.0, fetch=lambda _url: next(texts),
+                      host=lambda: host_cpu_ticks(next(stats)), clock=lambda: next(now))
     for _ in range(4):
         watcher.sample()
     assert watcher.failed_scrapes == 1
@@ -74,9 +75,3 @@ def test_the_watcher_turns_readings_into_windows_and_skips_a_failed_scrape() -> 
                                              {"busy": 0.7, "idle": 0.1, "steal": 0.2}]
     assert worst(rows) == {"process_p95_s": 2.5, "partial_p95_s": None, "in_flight": 40.0, "steal": 0.2}
     assert worst([]) is None
-
-
-def _ticks(text: str) -> dict[str, int]:
-    from simulator.support import host_cpu_ticks
-
-    return host_cpu_ticks(text)
