@@ -242,10 +242,6 @@ def init_app(app) -> None:
     zero_series([b.id for b in businesses], sorted({b.voice.provider for b in businesses}))
 
 
-def _webhook_endpoint() -> str:
-    return request.endpoint if request.endpoint in VOICE_ENDPOINTS else "voice.unmatched"
-
-
 def _webhook_started() -> None:
     """before_request: a ``/voice/*`` request is in flight from here (``g.webhook_started``: perf_counter s)."""
     if request.path.startswith("/voice/"):
@@ -258,7 +254,7 @@ def _count_webhook(response: Response) -> Response:
     and time it."""
     started = g.get("webhook_started")
     if started is not None:
-        endpoint = _webhook_endpoint()
+        endpoint = request.endpoint if request.endpoint in VOICE_ENDPOINTS else "voice.unmatched"
         record_webhook_request(endpoint, response.status_code)
         metrics().webhook_seconds.labels(endpoint).observe(time.perf_counter() - started)
     return response
